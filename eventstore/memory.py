@@ -1,0 +1,115 @@
+"""InMemoryEventStore: the log in a Python list, for fast tests; behaves like the Postgres store."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import orjson
+
+from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
+from eventstore.store import PAGE_SIZE, ConcurrencyError, check_events
+
+
+class InMemoryEventStore:
+    """A list of recorded events, a set of used unique ids, and a wake-up for subscribers."""
+
+    def __init__(self) -> None:
+        self._events: list[RecordedEvent] = []
+        self._ids: list[int] = []  # parallel to _events, for bisect
+        self._unique_ids: set[str] = set()
+        self._appended = asyncio.Event()
+        self._closed = False
+
+    async def append(
+        self, events: Sequence[NewEvent], expected_last_id: int | None = None
+    ) -> list[RecordedEvent]:
+        check_events(events)
+        for event in events:
+            try:
+                orjson.loads(event.data)
+            except orjson.JSONDecodeError as exc:  # Postgres refuses it too (json column)
+                raise ValueError(f"the event log refused the events: {exc}") from exc
+        head = self._ids[-1] if self._ids else 0
+        if expected_last_id is not None and expected_last_id != head:
+            raise ConcurrencyError(expected_last_id, head)
+        # Never decreasing, like clock_timestamp() taken under the Postgres store's lock.
+        now = datetime.now(UTC)
+        if self._events and now < self._events[-1].created_at:
+            now = self._events[-1].created_at
+        recorded: list[RecordedEvent] = []
+        taken: set[str] = set()
+        for event in events:
+            if event.unique_id is not None:
+                if event.unique_id in self._unique_ids or event.unique_id in taken:
+                    continue
+                taken.add(event.unique_id)
+            head += 1
+            recorded.append(RecordedEvent.of(event, head, now))
+        self._unique_ids |= taken
+        self._events.extend(recorded)
+        self._ids.extend(e.id for e in recorded)
+        # Wake every waiting subscriber, then arm a fresh event for the next append.
+        self._appended.set()
+        self._appended = asyncio.Event()
+        return recorded
+
+    async def last_id(self) -> int:
+        return self._ids[-1] if self._ids else 0
+
+    async def get(self, event_id: int) -> RecordedEvent | None:
+        i = bisect.bisect_left(self._ids, event_id)
+        if i < len(self._ids) and self._ids[i] == event_id:
+            return self._events[i]
+        return None
+
+    def _after(self, after: int, until: int | None, filter: EventFilter) -> list[RecordedEvent]:
+        start = bisect.bisect_right(self._ids, after)
+        stop = len(self._ids) if until is None else bisect.bisect_right(self._ids, until)
+        events = self._events[start:stop]
+        return events if filter.is_all else [e for e in events if filter.matches(e)]
+
+    async def read(
+        self,
+        after: int = 0,
+        *,
+        until: int | None = None,
+        filter: EventFilter = ALL_EVENTS,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[RecordedEvent]:
+        for event in self._after(after, until, filter):
+            yield event
+
+    async def read_backward(
+        self,
+        *,
+        before_id: int | None = None,
+        since_id: int | None = None,
+        count: int | None = None,
+        filter: EventFilter = ALL_EVENTS,
+    ) -> AsyncIterator[RecordedEvent]:
+        until = None if before_id is None else before_id - 1
+        events = self._after(since_id or 0, until, filter)
+        events.reverse()
+        for event in events if count is None else events[:count]:
+            yield event
+
+    async def subscribe(
+        self, after: int = 0, filter: EventFilter = ALL_EVENTS
+    ) -> AsyncIterator[RecordedEvent]:
+        cursor = after
+        while not self._closed:
+            appended = self._appended
+            head = self._ids[-1] if self._ids else 0
+            for event in self._after(cursor, head, filter):
+                yield event
+            cursor = max(cursor, head)
+            if self._ids and self._ids[-1] > cursor:
+                continue  # appended while we were yielding
+            await appended.wait()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._appended.set()

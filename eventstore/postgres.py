@@ -1,0 +1,474 @@
+"""PostgresEventStore: the log in PostgreSQL, with group commit and LISTEN/NOTIFY wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import attrs
+
+from eventstore.migrate import migrate
+from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
+from eventstore.store import (
+    _CANONICAL_UUID,
+    PAGE_SIZE,
+    ConcurrencyError,
+    StoreUnavailableError,
+    check_events,
+)
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "evenflow_events"
+
+#: A group-committed batch stops growing at this many events.
+MAX_BATCH_EVENTS = 5_000
+#: How long a subscriber sleeps without a notification before it looks anyway.
+POLL_INTERVAL = 5.0
+#: The same while the LISTEN connection is down: notifications cannot arrive then.
+POLL_INTERVAL_UNLISTENED = 0.5
+#: Seconds to wait for a connection before an append or read fails as unavailable.
+CONNECT_TIMEOUT = 5.0
+#: Seconds an append transaction may take before it fails as unavailable.
+APPEND_TIMEOUT = 15.0
+
+#: Errors that mean "the database is unreachable or cannot write now": retryable.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, starting up, canceled
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failed-over primary, now a replica
+    asyncpg.InterfaceError,  # the connection was closed under us
+)
+
+_COLUMNS = "event_id, type, object_type, object_id, app_id::text, op, unique_id, data, created_at"
+
+_LOCK_HEAD = "SELECT head, locked_at, taken FROM evenflow_lock_head($1::text[])"
+_APPEND = """
+SELECT head, written_at, taken, written FROM evenflow_append(
+    $1::bigint, $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::uuid[],
+    $8::text[], $9::text[], $10::json[])
+"""
+
+_LAST_ID = "SELECT coalesce(max(event_id), 0) FROM events"
+_GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Payloads stay bytes both ways: json's binary wire format is its text, so nothing is
+    # parsed or re-encoded on the way in or out.
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary"
+    )
+
+
+@attrs.define
+class _Append:
+    events: Sequence[NewEvent]
+    expected: int | None
+    future: asyncio.Future[list[RecordedEvent]]
+
+
+Planned = list[tuple[int, NewEvent]] | ConcurrencyError
+
+
+def plan_batch(
+    batch: Sequence[tuple[Sequence[NewEvent], int | None]], head: int, taken: set[str]
+) -> list[Planned]:
+    """Decide, member by member, what a batch writes: ids from head + 1, duplicates dropped.
+
+    A member whose expected id is not the head left by the members before it is refused.
+    """
+    planned: list[Planned] = []
+    taken = set(taken)
+    for events, expected in batch:
+        if expected is not None and expected != head:
+            planned.append(ConcurrencyError(expected, head))
+            continue
+        rows = []
+        for event in events:
+            if event.unique_id is not None:
+                if event.unique_id in taken:
+                    continue
+                taken.add(event.unique_id)
+            head += 1
+            rows.append((head, event))
+        planned.append(rows)
+    return planned
+
+
+def _append_args(head: int, planned: list[Planned]) -> list[Any]:
+    rows = [row for plan in planned if not isinstance(plan, ConcurrencyError) for row in plan]
+    events = [event for _, event in rows]
+    return [
+        head,
+        [e.unique_id for e in events if e.unique_id is not None],
+        [event_id for event_id, _ in rows],
+        [e.type for e in events],
+        [e.object_type for e in events],
+        [e.object_id for e in events],
+        [e.app_id for e in events],
+        [e.op for e in events],
+        [e.unique_id for e in events],
+        [e.data for e in events],
+    ]
+
+
+def _where(filter: EventFilter, args: list[Any]) -> str:
+    """SQL conditions for `filter`, appending their parameters to `args`."""
+    clauses = []
+    if filter.app_id is not None:
+        args.append(filter.app_id)
+        clauses.append(f"app_id = ${len(args)}::uuid")
+    if filter.object_types:
+        args.append(list(filter.object_types))
+        clauses.append(f"object_type = ANY(${len(args)}::text[])")
+    if filter.object_id is not None:
+        args.append(filter.object_id)
+        clauses.append(f"object_id = ${len(args)}")
+    return "".join(f" AND {clause}" for clause in clauses)
+
+
+def _matches_nothing(filter: EventFilter) -> bool:
+    return filter.app_id is not None and not _CANONICAL_UUID.fullmatch(filter.app_id)
+
+
+class _Listener:
+    """One dedicated LISTEN connection per store; wakes subscribers on every notification."""
+
+    def __init__(self, dsn: str, on_head: Callable[[int], None]) -> None:
+        self._dsn = dsn
+        self._on_head = on_head
+        self.wake = asyncio.Event()
+        self.connected = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="evenflow-event-listener")
+
+    def notify_all(self) -> None:
+        self.wake.set()
+        self.wake = asyncio.Event()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._on_head(int(payload))
+        self.notify_all()
+
+    async def _run(self) -> None:
+        delay = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
+            except UNAVAILABLE as exc:
+                logger.warning("event listener cannot connect (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn: lost.set())
+                await conn.add_listener(CHANNEL, self._notified)
+                self.connected = True
+                delay = 0.1
+                # Notifications may have been missed while we were away: look now.
+                self.notify_all()
+                await lost.wait()
+                logger.warning("event listener connection lost; reconnecting")
+            except UNAVAILABLE as exc:
+                logger.warning("event listener failed (%s); reconnecting", exc)
+            finally:
+                self.connected = False
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+            self.notify_all()
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class PostgresEventStore:
+    """The log in one `events` table.
+
+    Appends from concurrent callers are group-committed: one writer task drains the queue
+    and writes each batch in one transaction (one lock, one multi-row insert, one
+    notification, one WAL flush), while every caller keeps its own atomicity and its own
+    ConcurrencyError.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self._listener = _Listener(dsn, self._seen_head)
+        self._pending: list[_Append] = []
+        self._has_pending = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        # The log head as last seen (written, notified or found); appends plan against it.
+        self._head_hint = 0
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, migrate_schema: bool = True
+    ) -> PostgresEventStore:
+        """Connect, apply the log's migrations, and start listening."""
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": "evenflow"},
+        )
+        try:
+            if migrate_schema:
+                async with pool.acquire() as conn:
+                    await migrate(conn, "eventstore", "eventstore")
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(pool, dsn)
+        store._head_hint = await store.last_id()
+        store._listener.start()
+        store._writer = asyncio.create_task(store._write_loop(), name="evenflow-event-writer")
+        return store
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    @property
+    def listening(self) -> bool:
+        return self._listener.connected
+
+    # -- appending -------------------------------------------------------------------
+
+    async def append(
+        self, events: Sequence[NewEvent], expected_last_id: int | None = None
+    ) -> list[RecordedEvent]:
+        check_events(events)
+        if self._closing:
+            raise StoreUnavailableError("the event store is closing")
+        future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Append(events, expected_last_id, future))
+        self._has_pending.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        while not (self._closing and not self._pending):
+            await self._has_pending.wait()
+            self._has_pending.clear()
+            while self._pending:
+                batch = self._take_batch()
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # a bug must not leave callers waiting forever
+                    logger.exception("event writer failed")
+                    _fail(batch, exc)
+
+    def _take_batch(self) -> list[_Append]:
+        size = 0
+        for i, member in enumerate(self._pending):
+            size += len(member.events)
+            if size > MAX_BATCH_EVENTS and i > 0:
+                break
+        else:
+            i = len(self._pending)
+        batch, self._pending = self._pending[:i], self._pending[i:]
+        return batch
+
+    async def _write(self, batch: list[_Append]) -> None:
+        try:
+            planned, now = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
+        except UNAVAILABLE as exc:
+            _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+            return
+        except asyncpg.PostgresError as exc:
+            if len(batch) == 1:
+                _fail(batch, ValueError(f"the event log refused the events: {exc}"))
+                return
+            # One member's bad data must not fail the others: write them one by one.
+            for member in batch:
+                await self._write([member])
+            return
+        for member, plan in zip(batch, planned, strict=True):
+            if member.future.done():
+                continue  # the caller went away; the events are written regardless
+            if isinstance(plan, ConcurrencyError):
+                member.future.set_exception(plan)
+            else:
+                member.future.set_result([RecordedEvent.of(e, i, now) for i, e in plan])
+
+    async def _commit(self, batch: list[_Append]) -> tuple[list[Planned], datetime]:
+        """Write a batch; returns its plan and commit time.
+
+        First optimistically, in one round trip, against the head we last saw; if the log
+        moved (another process wrote) or a unique id turned out to be used, once more
+        inside a transaction that takes the lock before planning, which cannot miss.
+        """
+        members = [(m.events, m.expected) for m in batch]
+        async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+            planned = plan_batch(members, self._head_hint, set())
+            head, now, _, written = await conn.fetchrow(
+                _APPEND, *_append_args(self._head_hint, planned)
+            )
+            if not written:
+                unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
+                async with conn.transaction():
+                    head, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
+                    planned = plan_batch(members, head, set(taken))
+                    head, now, _, written = await conn.fetchrow(
+                        _APPEND, *_append_args(head, planned)
+                    )
+                    assert written, "the append lock is held, so the plan cannot be stale"
+        last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
+        self._seen_head(last[-1] if last else head)
+        return planned, now
+
+    def _seen_head(self, head: int) -> None:
+        self._head_hint = max(self._head_hint, head)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *args: Any) -> list[RecordedEvent]:
+        try:
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                rows = await conn.fetch(sql, *args)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+        return [RecordedEvent(*row) for row in rows]
+
+    async def last_id(self) -> int:
+        try:
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                head: int = await conn.fetchval(_LAST_ID)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+        return head
+
+    async def get(self, event_id: int) -> RecordedEvent | None:
+        if not -(2**63) <= event_id < 2**63:
+            return None
+        found = await self._fetch(_GET, event_id)
+        return found[0] if found else None
+
+    async def read_page(
+        self, after: int, limit: int, *, until: int | None = None, filter: EventFilter = ALL_EVENTS
+    ) -> list[RecordedEvent]:
+        """At most `limit` events with after < id <= until, ascending."""
+        if _matches_nothing(filter):
+            return []
+        args: list[Any] = [after, limit]
+        bound = ""
+        if until is not None:
+            args.append(until)
+            bound = f" AND event_id <= ${len(args)}"
+        where = _where(filter, args)
+        sql = (
+            f"SELECT {_COLUMNS} FROM events WHERE event_id > $1{bound}{where} "
+            "ORDER BY event_id LIMIT $2"
+        )
+        return await self._fetch(sql, *args)
+
+    async def read(
+        self,
+        after: int = 0,
+        *,
+        until: int | None = None,
+        filter: EventFilter = ALL_EVENTS,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[RecordedEvent]:
+        while True:
+            page = await self.read_page(after, page_size, until=until, filter=filter)
+            for event in page:
+                yield event
+            if len(page) < page_size:
+                return
+            after = page[-1].id
+
+    async def read_backward(
+        self,
+        *,
+        before_id: int | None = None,
+        since_id: int | None = None,
+        count: int | None = None,
+        filter: EventFilter = ALL_EVENTS,
+    ) -> AsyncIterator[RecordedEvent]:
+        if _matches_nothing(filter):
+            return
+        remaining = count
+        while remaining is None or remaining > 0:
+            limit = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            args: list[Any] = [since_id or 0, limit]
+            bound = ""
+            if before_id is not None:
+                args.append(before_id)
+                bound = f" AND event_id < ${len(args)}"
+            where = _where(filter, args)
+            sql = (
+                f"SELECT {_COLUMNS} FROM events WHERE event_id > $1{bound}{where} "
+                "ORDER BY event_id DESC LIMIT $2"
+            )
+            page = await self._fetch(sql, *args)
+            for event in page:
+                yield event
+            if len(page) < limit:
+                return
+            before_id = page[-1].id
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def subscribe(
+        self, after: int = 0, filter: EventFilter = ALL_EVENTS
+    ) -> AsyncIterator[RecordedEvent]:
+        """Pull by position, woken by NOTIFY, with a poll as the fallback.
+
+        Because id order is commit order, everything up to an observed head is final: a
+        filtered reader may move its cursor to the head even when nothing matched.
+        """
+        cursor = after
+        retry_delay = 0.1
+        while True:
+            wake = self._listener.wake
+            try:
+                head = await self.last_id()
+                page = await self.read_page(cursor, PAGE_SIZE, until=head, filter=filter)
+            except StoreUnavailableError as exc:
+                logger.warning("subscriber at %d waiting for the log: %s", cursor, exc)
+                await asyncio.sleep(retry_delay)
+                retry_delay = min(retry_delay * 2, 2.0)
+                continue
+            retry_delay = 0.1
+            for event in page:
+                cursor = event.id
+                yield event
+            if len(page) == PAGE_SIZE:
+                continue
+            cursor = max(cursor, head)
+            timeout = POLL_INTERVAL if self._listener.connected else POLL_INTERVAL_UNLISTENED
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            # Appends already queued are written before the pool goes away.
+            self._closing = True
+            self._has_pending.set()
+            await self._writer
+        await self._listener.close()
+        await self._pool.close()
+
+
+def _fail(batch: list[_Append], exc: BaseException) -> None:
+    for member in batch:
+        if not member.future.done():
+            member.future.set_exception(exc)

@@ -1,0 +1,72 @@
+"""The log's two record shapes: an event to append, and an event as the log recorded it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+
+@attrs.frozen
+class NewEvent:
+    """An event to append: Flynn's envelope plus our stable type name; `data` is encoded JSON."""
+
+    type: str  # past-tense class name, the decode key (e.g. "AppCreated")
+    object_type: str  # Flynn's object_type ("app", "release", "job", ...)
+    object_id: str
+    app_id: str | None  # canonical dashed lower-case uuid, or None
+    data: bytes  # Flynn's wire payload, already JSON-encoded
+    op: str | None = None  # "op_create" | "op_update" | None (stored, never serialized)
+    unique_id: str | None = None  # idempotency key: a second event with it is not written
+
+
+@attrs.frozen
+class RecordedEvent:
+    """An event in the log: a NewEvent with its global id and the time it was committed."""
+
+    id: int
+    type: str
+    object_type: str
+    object_id: str
+    app_id: str | None
+    op: str | None
+    unique_id: str | None
+    data: bytes
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: NewEvent, event_id: int, created_at: datetime) -> RecordedEvent:
+        return cls(
+            event_id,
+            event.type,
+            event.object_type,
+            event.object_id,
+            event.app_id,
+            event.op,
+            event.unique_id,
+            event.data,
+            created_at,
+        )
+
+
+@attrs.frozen
+class EventFilter:
+    """Which events a reader wants. Empty fields match everything."""
+
+    app_id: str | None = None
+    object_types: tuple[str, ...] = ()
+    object_id: str | None = None
+
+    @property
+    def is_all(self) -> bool:
+        return self.app_id is None and not self.object_types and self.object_id is None
+
+    def matches(self, event: RecordedEvent) -> bool:
+        return (
+            (self.app_id is None or event.app_id == self.app_id)
+            and (not self.object_types or event.object_type in self.object_types)
+            and (self.object_id is None or event.object_id == self.object_id)
+        )
+
+
+ALL_EVENTS = EventFilter()
