@@ -1,0 +1,209 @@
+"""App commands and their deciders: create, update, set release, delete (with its cascade)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
+from commands.ids import generated_app_name, given_id
+from eventstore.events import (
+    AppCreated,
+    AppDeleted,
+    AppReleaseSet,
+    AppUpdated,
+    Event,
+    ResourceDeleted,
+    RouteCreated,
+    RouteDeleted,
+)
+from eventstore.objects import JSON, DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, App, Route
+from projections.state import State, find_app
+
+
+@attrs.frozen
+class CreateApp:
+    id: str
+    now: datetime
+    name: str | None = None
+    meta: dict[str, str] = attrs.field(factory=dict)
+    strategy: str | None = None
+    deploy_timeout: int | None = None
+    protected: bool = False
+    # The default HTTP route "<name>.<domain>" -> "<name>-web", when the service has a domain.
+    default_route_domain: str | None = None
+    route_id: str | None = None
+
+    @classmethod
+    def from_json(
+        cls, doc: JSON, *, new_id: str, now: datetime, route_id: str, domain: str | None
+    ) -> CreateApp:
+        """From a schema-checked body; server-made fields (created_at, release) are ignored."""
+        timeout = doc.get("deploy_timeout")
+        return cls(
+            id=given_id(doc, new_id),
+            now=now,
+            name=doc.get("name") or None,
+            meta=doc.get("meta") or {},
+            strategy=doc.get("strategy") or None,
+            deploy_timeout=int(timeout) if timeout is not None else None,
+            protected=bool(doc.get("protected")),
+            default_route_domain=domain,
+            route_id=route_id,
+        )
+
+
+@attrs.frozen
+class UpdateApp:
+    """POST /apps/:id: only the keys present (and not null) change; meta is replaced whole."""
+
+    app: str  # id or name
+    now: datetime
+    meta: dict[str, str] | None = None
+    strategy: str | None = None
+    deploy_timeout: int | None = None
+    protected: bool | None = None
+
+    @classmethod
+    def from_json(cls, doc: JSON, *, app: str, now: datetime) -> UpdateApp:
+        """Flynn applies strategy, meta (null ignored) and deploy_timeout; name and id are ignored."""
+        timeout = doc.get("deploy_timeout")
+        return cls(
+            app=app,
+            now=now,
+            meta=doc.get("meta"),
+            strategy=doc.get("strategy") or None,
+            deploy_timeout=int(timeout) if timeout is not None else None,
+            protected=doc.get("protected"),
+        )
+
+
+@attrs.frozen
+class SetAppRelease:
+    app: str
+    release_id: str
+    now: datetime
+
+
+@attrs.frozen
+class DeleteApp:
+    app: str
+    now: datetime
+    # Resources only this app used, already deprovisioned at their providers.
+    deprovisioned: tuple[str, ...] = ()
+
+
+def create_app(state: State, cmd: CreateApp) -> list[Event]:
+    name = cmd.name or generated_app_name(
+        state.counters.get("apps_created", 0), state.app_ids_by_name
+    )
+    if name in state.app_ids_by_name:
+        raise AlreadyExistsError(f'application "{name}" already exists')
+    if cmd.id in state.apps or cmd.id in state.deleted_apps:
+        raise AlreadyExistsError(f'application with id "{cmd.id}" already exists')
+    app = App(
+        id=cmd.id,
+        name=name,
+        created_at=cmd.now,
+        updated_at=cmd.now,
+        meta=cmd.meta,
+        strategy=cmd.strategy or DEFAULT_STRATEGY,
+        # Flynn: 0 on create means the default (controller/data/app.go).
+        deploy_timeout=cmd.deploy_timeout or DEFAULT_DEPLOY_TIMEOUT,
+        protected=cmd.protected,
+    )
+    events: list[Event] = [AppCreated(app)]
+    route = _default_route(state, app, cmd)
+    if route is not None:
+        events.append(RouteCreated(route))
+    return events
+
+
+def _default_route(state: State, app: App, cmd: CreateApp) -> Route | None:
+    # Flynn creates this route after its transaction and only logs a failure; deciding it
+    # here makes app and route one atomic append. A domain already routed is left alone.
+    if not cmd.default_route_domain or not cmd.route_id or app.is_system:
+        return None
+    domain = f"{app.name}.{cmd.default_route_domain}"
+    if (domain, "/") in state.http_routes:
+        return None
+    return Route(
+        type="http",
+        id=cmd.route_id,
+        parent_ref=f"controller/apps/{app.id}",
+        service=f"{app.name}-web",
+        created_at=cmd.now,
+        updated_at=cmd.now,
+        domain=domain,
+        path="/",
+    )
+
+
+def require_app(state: State, ref: str) -> App:
+    app = find_app(state, ref)
+    if app is None:
+        raise NotFoundError(f"app {ref!r} not found")
+    return app
+
+
+def update_app(state: State, cmd: UpdateApp) -> list[Event]:
+    app = require_app(state, cmd.app)
+    changes: dict[str, Any] = {"updated_at": cmd.now}
+    if cmd.meta is not None:
+        changes["meta"] = cmd.meta
+    if cmd.strategy:
+        changes["strategy"] = cmd.strategy
+    if cmd.deploy_timeout:
+        changes["deploy_timeout"] = cmd.deploy_timeout
+    if cmd.protected is not None:
+        changes["protected"] = cmd.protected
+    # Flynn emits the event even when nothing changed.
+    return [AppUpdated(attrs.evolve(app, **changes))]
+
+
+def set_app_release(state: State, cmd: SetAppRelease) -> list[Event]:
+    app = require_app(state, cmd.app)
+    release = state.releases.get(cmd.release_id)
+    if release is None:
+        raise ValidationError("", f"could not find release with ID {cmd.release_id}")
+    previous = state.releases.get(app.release_id) if app.release_id else None
+    return [AppReleaseSet(app.id, release, previous)]
+
+
+def protected_error(action: str) -> ValidationError:
+    return ValidationError(
+        "protected", f"is true: the app cannot be {action}; set protected to false first"
+    )
+
+
+def check_deletable(app: App) -> None:
+    if app.protected:
+        raise protected_error("deleted")
+
+
+def delete_app(state: State, cmd: DeleteApp) -> list[Event]:
+    app = require_app(state, cmd.app)
+    check_deletable(app)
+    routes = [state.routes[r] for r in state.app_routes.get(app.id, {})]
+    resources = [state.resources[r] for r in cmd.deprovisioned if r in state.resources]
+    events: list[Event] = [RouteDeleted(route) for route in routes]
+    for resource in resources:
+        events += [ResourceDeleted(resource, a) for a in resource.apps] or [ResourceDeleted(resource)]
+    events.append(AppDeleted(app.id, tuple(routes), tuple(resources)))
+    return events
+
+
+def exclusive_resources(state: State, app_id: str) -> list[str]:
+    """Resources linked to this app only: deleting the app deprovisions them (Flynn)."""
+    linked = state.app_resources.get(app_id, {})
+    return [r for r in linked if state.resources[r].apps == (app_id,)]
+
+
+HANDLERS = {
+    CreateApp: create_app,
+    UpdateApp: update_app,
+    SetAppRelease: set_app_release,
+    DeleteApp: delete_app,
+}

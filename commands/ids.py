@@ -1,0 +1,40 @@
+"""Ids and names the server chooses: client-given ids canonicalized, app names generated."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Any
+
+from projections.state import canonical_uuid
+
+_ADJECTIVES = (
+    "amber", "brave", "calm", "dusty", "eager", "fancy", "gentle", "happy", "icy", "jolly",
+    "kind", "lucky", "merry", "noble", "olive", "proud", "quiet", "rapid", "sunny", "tidy",
+    "upbeat", "vivid", "witty", "young", "zesty",
+)  # fmt: skip
+_NOUNS = (
+    "otter", "falcon", "badger", "heron", "lynx", "marmot", "narwhal", "orca", "panda",
+    "quokka", "raven", "seal", "tapir", "urchin", "vole", "walrus", "yak", "zebra", "bison",
+    "crane", "dingo", "egret", "ferret", "gecko", "ibex",
+)  # fmt: skip
+
+
+def generated_app_name(sequence: int, taken: Container[str]) -> str:
+    """The first free name from `sequence` on: "<adjective>-<noun>-<n>"."""
+    n = sequence
+    while True:
+        name = (
+            f"{_ADJECTIVES[n % len(_ADJECTIVES)]}-"
+            f"{_NOUNS[(n // len(_ADJECTIVES)) % len(_NOUNS)]}-{n + 1}"
+        )
+        if name not in taken:
+            return name
+        n += 1
+
+
+def given_id(doc: dict[str, Any], new_id: str) -> str:
+    """A client-chosen id (dashed or not, any case) in canonical form, else the server's."""
+    given = doc.get("id")
+    if isinstance(given, str) and given:
+        return canonical_uuid(given.lower()) or new_id
+    return new_id

@@ -1,0 +1,90 @@
+"""The aiohttp application factory: the composition root of the running service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from commands.dispatch import Dispatcher
+from controller import keys
+from controller.middlewares import add_cors_headers, authenticate, cors, errors
+from controller.providers import http_client_context
+from controller.routes import setup_routes
+from controller.settings import Settings
+from controller.validation import load_validators
+from eventstore.postgres import PostgresEventStore
+from eventstore.store import EventStore
+from projections.memory import MemoryReadModel
+from projections.runner import follow
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Application:
+    """The service. With `store` given (tests) it is used as is and not closed."""
+    app = web.Application(
+        middlewares=[cors, errors, authenticate], client_max_size=settings.max_body_size
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.SCHEMAS] = load_validators()
+    app[keys.HEALTH] = {}
+    app.on_response_prepare.append(add_cors_headers)
+
+    async def log_context(app: web.Application) -> AsyncIterator[None]:
+        async with _event_log(settings, store) as log:
+            app[keys.STORE] = log
+            yield
+
+    app.cleanup_ctx.append(log_context)
+    app.cleanup_ctx.append(_read_side)
+    app.cleanup_ctx.append(http_client_context)
+    setup_routes(app)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _event_log(settings: Settings, given: EventStore | None) -> AsyncIterator[EventStore]:
+    if given is not None:
+        yield given
+        return
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set")
+    store = await PostgresEventStore.open(settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _read_side(app: web.Application) -> AsyncIterator[None]:
+    """Fold the log, then keep folding it; run the dispatcher on top."""
+    store = app[keys.STORE]
+    model = MemoryReadModel()
+    count = await model.catch_up(store)
+    logger.info("read model at event %d (%d events folded)", model.last_id, count)
+    dispatcher = Dispatcher(store, model)
+    dispatcher.start()
+    app[keys.READ_MODEL] = model
+    app[keys.DISPATCHER] = dispatcher
+    follower = asyncio.create_task(_watch(app, "read_model", follow(store, model)))
+    yield
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
+    await dispatcher.stop()
+
+
+async def _watch(app: web.Application, name: str, work: object) -> None:
+    """Run a background task; if it fails, say so in the health status instead of serving
+    stale answers silently."""
+    try:
+        await work  # type: ignore[misc]
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.exception("background task %s failed", name)
+        app[keys.HEALTH][name] = f"failed: {exc!r}"

@@ -1,0 +1,44 @@
+"""Apps: POST/GET /apps, GET/POST/DELETE /apps/{app} (Flynn: controller/app.go)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commands.apps import CreateApp, DeleteApp, UpdateApp, check_deletable
+from controller import keys
+from controller.handlers.common import dispatch, model, new_id, now, path_app
+from controller.http import empty_response, json_response, read_json
+from controller.providers import deprovision_exclusive_resources
+
+
+async def create_app(request: web.Request) -> web.Response:
+    doc = await read_json(request, "app")
+    domain = request.app[keys.SETTINGS].default_route_domain
+    command = CreateApp.from_json(doc, new_id=new_id(), now=now(), route_id=new_id(), domain=domain)
+    await dispatch(request, command)
+    return json_response(model(request).encode(model(request).state.apps[command.id]))
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.cached_list("apps", read_model.apps))
+
+
+async def get_app(request: web.Request) -> web.Response:
+    return json_response(model(request).encode(path_app(request)))
+
+
+async def update_app(request: web.Request) -> web.Response:
+    doc = await read_json(request, "app_update")
+    app = path_app(request)
+    await dispatch(request, UpdateApp.from_json(doc, app=app.id, now=now()))
+    # Flynn answers with the stale updated_at (a bug); this is the app as updated.
+    return json_response(model(request).encode(model(request).state.apps[app.id]))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    app = path_app(request)
+    check_deletable(app)  # before any resource is deprovisioned
+    deprovisioned = await deprovision_exclusive_resources(request, app.id)
+    await dispatch(request, DeleteApp(app.id, now(), tuple(deprovisioned)))
+    return empty_response()

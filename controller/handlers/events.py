@@ -1,0 +1,77 @@
+"""The event log over HTTP: GET /events (a JSON list, or a stream) and GET /events/{id}."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commands.errors import NotFoundError, ValidationError
+from controller import keys
+from controller.handlers.common import model
+from controller.http import json_response
+from controller.sse import stream_events
+from eventstore.codec import envelope
+from eventstore.record import EventFilter
+from projections.state import canonical_uuid
+
+#: Largest id or count a query may name (Postgres bigint).
+MAX_INT = 2**63 - 1
+
+
+def query_int(request: web.Request, name: str, minimum: int = 0) -> int | None:
+    """An integer query parameter; malformed -> 400 "<name> is invalid" (Flynn's wording)."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, "is invalid") from None
+    if not minimum <= value <= MAX_INT:
+        raise ValidationError(name, "is invalid")
+    return value
+
+
+def event_filter(request: web.Request) -> EventFilter:
+    """app_id (id or name; an unknown app is a 404), object_types, object_id."""
+    app_ref = request.query.get("app_id")
+    app_id = None
+    if app_ref:
+        app = model(request).app(app_ref)
+        if app is not None:
+            app_id = app.id
+        else:  # a deleted app's history stays readable by id
+            app_id = canonical_uuid(app_ref)
+            if app_id is None or app_id not in model(request).state.deleted_apps:
+                raise NotFoundError()
+    types = tuple(t for t in request.query.get("object_types", "").split(",") if t)
+    return EventFilter(app_id=app_id, object_types=types, object_id=request.query.get("object_id") or None)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    # Flynn: a list only when Accept is exactly application/json; anything else streams.
+    if request.headers.get("Accept") == "application/json":
+        return await list_events(request)
+    return await stream_events(request, event_filter(request))
+
+
+async def list_events(request: web.Request) -> web.Response:
+    filter = event_filter(request)
+    records = request.app[keys.STORE].read_backward(
+        before_id=query_int(request, "before_id"),
+        since_id=query_int(request, "since_id"),
+        count=query_int(request, "count"),
+        filter=filter,
+    )
+    body = b"[" + b",".join([envelope(r) async for r in records]) + b"]"
+    return json_response(body)
+
+
+async def get_event(request: web.Request) -> web.Response:
+    try:
+        event_id = int(request.match_info["id"])
+    except ValueError:
+        raise NotFoundError() from None  # Flynn answers a 500 here
+    record = await request.app[keys.STORE].get(event_id) if 0 < event_id <= MAX_INT else None
+    if record is None:
+        raise NotFoundError()
+    return json_response(envelope(record))

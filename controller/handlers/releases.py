@@ -1,0 +1,59 @@
+"""Artifacts and releases (Flynn: controller/artifact.go, release.go, app release)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commands.apps import SetAppRelease
+from commands.releases import CreateArtifact, CreateRelease
+from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.http import json_response, read_json
+
+
+async def create_artifact(request: web.Request) -> web.Response:
+    command = CreateArtifact.from_json(await read_json(request, "artifact"), new_id=new_id(), now=now())
+    await dispatch(request, command)
+    # Idempotent on (type, uri): the answer is whichever artifact holds the pair.
+    return json_response(model(request).encode(model(request).artifact_by_key(command.type, command.uri)))
+
+
+async def list_artifacts(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.cached_list("artifacts", read_model.artifacts))
+
+
+async def get_artifact(request: web.Request) -> web.Response:
+    return json_response(model(request).encode(found(model(request).artifact(path_uuid(request, "id")))))
+
+
+async def create_release(request: web.Request) -> web.Response:
+    command = CreateRelease.from_json(await read_json(request, "release"), new_id=new_id(), now=now())
+    await dispatch(request, command)
+    return json_response(model(request).encode(model(request).release(command.id)))
+
+
+async def list_releases(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.cached_list("releases", read_model.releases))
+
+
+async def get_release(request: web.Request) -> web.Response:
+    return json_response(model(request).encode(found(model(request).release(path_uuid(request, "id")))))
+
+
+async def set_app_release(request: web.Request) -> web.Response:
+    doc = await read_json(request, "app_release")
+    app = path_app(request)
+    await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
+    return json_response(model(request).encode(model(request).release(str(doc["id"]).lower())))
+
+
+async def get_app_release(request: web.Request) -> web.Response:
+    app = path_app(request)
+    release = model(request).release(app.release_id) if app.release_id else None
+    return json_response(model(request).encode(found(release)))
+
+
+async def list_app_releases(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.encode_list(read_model.app_releases(path_app(request).id)))

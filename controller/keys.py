@@ -1,0 +1,18 @@
+"""Typed keys for what the aiohttp application holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from commands.dispatch import Dispatcher
+from controller.settings import Settings
+from controller.validation import Validators
+from eventstore.store import EventStore
+from projections.memory import MemoryReadModel
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
+READ_MODEL = web.AppKey("read_model", MemoryReadModel)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SCHEMAS = web.AppKey("schemas", Validators)
+HEALTH = web.AppKey("health", dict)  # component -> problem ("" when fine)

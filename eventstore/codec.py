@@ -1,0 +1,47 @@
+"""The only place events meet JSON bytes: encode for the log, decode from it, and the envelope."""
+
+from __future__ import annotations
+
+import orjson
+
+from eventstore.events import EVENT_TYPES, Event, JobStateChanged
+from eventstore.record import NewEvent, RecordedEvent
+from eventstore.timefmt import format_time
+
+
+class UnknownEventError(ValueError):
+    """The log holds an event type this code does not know (written by a newer version)."""
+
+
+def encode(event: Event) -> NewEvent:
+    return NewEvent(
+        type=type(event).__name__,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        app_id=event.app_id,
+        data=orjson.dumps(event.data()),
+        op=event.op,
+        unique_id=event.unique_id if isinstance(event, JobStateChanged) else None,
+    )
+
+
+def decode(record: RecordedEvent) -> Event:
+    cls = EVENT_TYPES.get(record.type)
+    if cls is None:
+        raise UnknownEventError(f"event {record.id} has an unknown type {record.type!r}")
+    return cls.from_data(orjson.loads(record.data), record.app_id, record.object_id)
+
+
+def envelope(record: RecordedEvent) -> bytes:
+    """Flynn's event JSON: id, app (omitted when none), object_type, object_id, data, created_at.
+
+    The payload is embedded from the stored bytes, never parsed and re-encoded.
+    """
+    doc: dict[str, object] = {"id": record.id}
+    if record.app_id is not None:
+        doc["app"] = record.app_id
+    doc["object_type"] = record.object_type
+    doc["object_id"] = record.object_id
+    doc["data"] = orjson.Fragment(record.data)
+    doc["created_at"] = format_time(record.created_at)
+    return orjson.dumps(doc)

@@ -1,0 +1,430 @@
+"""Flynn's objects as frozen value types, with their wire JSON written by hand (omitempty kept)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from eventstore.timefmt import format_time, parse_time
+
+JSON = dict[str, Any]
+
+# Flynn: controller/data/app.go and schema/controller/app.json (SEED era).
+DEFAULT_STRATEGY = "all-at-once"
+DEFAULT_DEPLOY_TIMEOUT = 30
+
+
+def _times(doc: JSON, *names: str) -> list[datetime]:
+    return [parse_time(doc[name]) for name in names]
+
+
+@attrs.frozen
+class App:
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    meta: dict[str, str] = attrs.field(factory=dict)
+    strategy: str = DEFAULT_STRATEGY
+    deploy_timeout: int = DEFAULT_DEPLOY_TIMEOUT
+    release_id: str | None = None
+    protected: bool = False
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id, "name": self.name, "meta": self.meta}  # meta always present
+        if self.strategy:
+            doc["strategy"] = self.strategy
+        if self.release_id:
+            doc["release"] = self.release_id
+        if self.protected:
+            doc["protected"] = True
+        if self.deploy_timeout:
+            doc["deploy_timeout"] = self.deploy_timeout
+        doc["created_at"] = format_time(self.created_at)
+        doc["updated_at"] = format_time(self.updated_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> App:
+        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        return cls(
+            id=doc["id"],
+            name=doc["name"],
+            created_at=created_at,
+            updated_at=updated_at,
+            meta=doc.get("meta") or {},
+            strategy=doc.get("strategy", ""),
+            deploy_timeout=doc.get("deploy_timeout", 0),
+            release_id=doc.get("release"),
+            protected=doc.get("protected", False),
+        )
+
+    @property
+    def is_system(self) -> bool:
+        return self.meta.get("flynn-system-app") == "true"
+
+
+@attrs.frozen
+class Artifact:
+    id: str
+    type: str
+    uri: str
+    created_at: datetime
+    meta: dict[str, str] = attrs.field(factory=dict)
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id, "type": self.type, "uri": self.uri}
+        if self.meta:
+            doc["meta"] = self.meta
+        doc["created_at"] = format_time(self.created_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Artifact:
+        return cls(
+            id=doc["id"],
+            type=doc["type"],
+            uri=doc["uri"],
+            created_at=parse_time(doc["created_at"]),
+            meta=doc.get("meta") or {},
+        )
+
+
+@attrs.frozen
+class Release:
+    id: str
+    created_at: datetime
+    artifact_id: str | None = None
+    # HEAD's multi-artifact list, kept (and echoed) only when a client sent it.
+    artifact_ids: tuple[str, ...] = ()
+    env: dict[str, str] = attrs.field(factory=dict)
+    meta: dict[str, str] = attrs.field(factory=dict)
+    # Process type name -> Flynn's ProcessType JSON, resource defaults already filled in.
+    processes: dict[str, JSON] = attrs.field(factory=dict)
+    app_id: str | None = None
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id}
+        if self.app_id:
+            doc["app_id"] = self.app_id
+        if self.artifact_id:
+            doc["artifact"] = self.artifact_id
+        if self.artifact_ids:
+            doc["artifacts"] = list(self.artifact_ids)
+        if self.env:
+            doc["env"] = self.env
+        if self.meta:
+            doc["meta"] = self.meta
+        if self.processes:
+            doc["processes"] = self.processes
+        doc["created_at"] = format_time(self.created_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Release:
+        return cls(
+            id=doc["id"],
+            created_at=parse_time(doc["created_at"]),
+            artifact_id=doc.get("artifact"),
+            artifact_ids=tuple(doc.get("artifacts") or ()),
+            env=doc.get("env") or {},
+            meta=doc.get("meta") or {},
+            processes=doc.get("processes") or {},
+            app_id=doc.get("app_id"),
+        )
+
+
+@attrs.frozen
+class Formation:
+    app_id: str
+    release_id: str
+    created_at: datetime
+    updated_at: datetime
+    # None once deleted (Flynn soft-deletes by setting processes to NULL).
+    processes: dict[str, int] | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.processes is None
+
+    @property
+    def total(self) -> int:
+        return sum((self.processes or {}).values())
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"app": self.app_id, "release": self.release_id}
+        if self.processes:
+            doc["processes"] = self.processes
+        doc["created_at"] = format_time(self.created_at)
+        doc["updated_at"] = format_time(self.updated_at)
+        return doc
+
+
+@attrs.frozen
+class Job:
+    """A job as the scheduler reports it (SEED fields, plus HEAD's uuid and host_id)."""
+
+    id: str  # "<host_id>-<uuid>"
+    app_id: str
+    release_id: str
+    state: str
+    created_at: datetime
+    updated_at: datetime
+    type: str = ""
+    meta: dict[str, str] = attrs.field(factory=dict)
+    exit_status: int | None = None
+    host_error: str = ""
+    # A one-off job's command and environment, so that a scheduler can run it.
+    cmd: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()
+    env: dict[str, str] = attrs.field(factory=dict)
+
+    @property
+    def host_id(self) -> str:
+        return self.id.split("-", 1)[0] if "-" in self.id else ""
+
+    @property
+    def uuid(self) -> str:
+        return self.id.split("-", 1)[1] if "-" in self.id else self.id
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id, "uuid": self.uuid}
+        if self.host_id:
+            doc["host_id"] = self.host_id
+        doc["app"] = self.app_id
+        doc["release"] = self.release_id
+        if self.type:
+            doc["type"] = self.type
+        doc["state"] = self.state
+        if self.meta:
+            doc["meta"] = self.meta
+        if self.cmd:
+            doc["cmd"] = list(self.cmd)
+        if self.entrypoint:
+            doc["entrypoint"] = list(self.entrypoint)
+        if self.env:
+            doc["env"] = self.env
+        if self.exit_status is not None:
+            doc["exit_status"] = self.exit_status
+        if self.host_error:
+            doc["host_error"] = self.host_error
+        doc["created_at"] = format_time(self.created_at)
+        doc["updated_at"] = format_time(self.updated_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Job:
+        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        return cls(
+            id=doc["id"],
+            app_id=doc["app"],
+            release_id=doc["release"],
+            state=doc["state"],
+            created_at=created_at,
+            updated_at=updated_at,
+            type=doc.get("type", ""),
+            meta=doc.get("meta") or {},
+            exit_status=doc.get("exit_status"),
+            host_error=doc.get("host_error", ""),
+            cmd=tuple(doc.get("cmd") or ()),
+            entrypoint=tuple(doc.get("entrypoint") or ()),
+            env=doc.get("env") or {},
+        )
+
+
+@attrs.frozen
+class Deployment:
+    id: str
+    app_id: str
+    new_release_id: str
+    strategy: str
+    status: str
+    processes: dict[str, int]
+    deploy_timeout: int
+    created_at: datetime
+    old_release_id: str | None = None
+    finished_at: datetime | None = None
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id, "app": self.app_id}
+        if self.old_release_id:
+            doc["old_release"] = self.old_release_id
+        doc["new_release"] = self.new_release_id
+        doc["strategy"] = self.strategy
+        doc["status"] = self.status
+        doc["processes"] = self.processes
+        doc["deploy_timeout"] = self.deploy_timeout
+        doc["created_at"] = format_time(self.created_at)
+        if self.finished_at is not None:
+            doc["finished_at"] = format_time(self.finished_at)
+        return doc
+
+
+@attrs.frozen
+class Provider:
+    id: str
+    name: str
+    url: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> JSON:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "name": self.name,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+        }
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Provider:
+        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        return cls(doc["id"], doc["name"], doc["url"], created_at, updated_at)
+
+
+@attrs.frozen
+class Resource:
+    id: str
+    provider_id: str
+    created_at: datetime
+    external_id: str = ""
+    env: dict[str, str] = attrs.field(factory=dict)
+    apps: tuple[str, ...] = ()  # linked app ids, most recently linked first
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id, "provider": self.provider_id}
+        if self.external_id:
+            doc["external_id"] = self.external_id
+        if self.env:
+            doc["env"] = self.env
+        if self.apps:
+            doc["apps"] = list(self.apps)
+        doc["created_at"] = format_time(self.created_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Resource:
+        return cls(
+            id=doc["id"],
+            provider_id=doc["provider"],
+            created_at=parse_time(doc["created_at"]),
+            external_id=doc.get("external_id", ""),
+            env=doc.get("env") or {},
+            apps=tuple(doc.get("apps") or ()),
+        )
+
+
+@attrs.frozen
+class Route:
+    """A router route (SEED's flat form: tls_cert/tls_key beside the other fields)."""
+
+    type: str  # "http" | "tcp"
+    id: str
+    parent_ref: str
+    service: str
+    created_at: datetime
+    updated_at: datetime
+    domain: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    sticky: bool = False
+    path: str = ""
+    port: int = 0
+    leader: bool = False
+    drain_backends: bool = False
+
+    @property
+    def app_id(self) -> str | None:
+        prefix = "controller/apps/"
+        return self.parent_ref[len(prefix) :] if self.parent_ref.startswith(prefix) else None
+
+    @property
+    def formatted_id(self) -> str:
+        return f"{self.type}/{self.id}"
+
+    def to_json(self) -> JSON:
+        doc: JSON = {
+            "type": self.type,  # type and service are always present (Flynn)
+            "id": self.id,
+            "parent_ref": self.parent_ref,
+            "service": self.service,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+        }
+        optional: JSON = {
+            "domain": self.domain,
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "sticky": self.sticky,
+            "path": self.path,
+            "port": self.port,
+            "leader": self.leader,
+            "drain_backends": self.drain_backends,
+        }
+        doc.update((key, value) for key, value in optional.items() if value)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> Route:
+        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        return cls(
+            type=doc["type"],
+            id=doc["id"],
+            parent_ref=doc.get("parent_ref", ""),
+            service=doc.get("service", ""),
+            created_at=created_at,
+            updated_at=updated_at,
+            domain=doc.get("domain", ""),
+            tls_cert=doc.get("tls_cert", ""),
+            tls_key=doc.get("tls_key", ""),
+            sticky=doc.get("sticky", False),
+            path=doc.get("path", ""),
+            port=doc.get("port", 0),
+            leader=doc.get("leader", False),
+            drain_backends=doc.get("drain_backends", False),
+        )
+
+
+@attrs.frozen
+class DomainMigration:
+    id: str
+    old_domain: str
+    domain: str
+    created_at: datetime
+    old_tls_cert: JSON | None = None
+    tls_cert: JSON | None = None
+    finished_at: datetime | None = None
+
+    def to_json(self) -> JSON:
+        doc: JSON = {"id": self.id}
+        if self.old_tls_cert is not None:
+            doc["old_tls_cert"] = self.old_tls_cert
+        if self.tls_cert is not None:
+            doc["tls_cert"] = self.tls_cert
+        doc["old_domain"] = self.old_domain
+        doc["domain"] = self.domain
+        doc["created_at"] = format_time(self.created_at)
+        if self.finished_at is not None:
+            doc["finished_at"] = format_time(self.finished_at)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: JSON) -> DomainMigration:
+        finished = doc.get("finished_at")
+        return cls(
+            id=doc["id"],
+            old_domain=doc["old_domain"],
+            domain=doc["domain"],
+            created_at=parse_time(doc["created_at"]),
+            old_tls_cert=doc.get("old_tls_cert"),
+            tls_cert=doc.get("tls_cert"),
+            finished_at=parse_time(finished) if finished else None,
+        )

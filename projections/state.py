@@ -1,0 +1,334 @@
+"""The fold of the log: State, and apply(state, event) with one case per event type.
+
+Every mutation goes through State.put/State.drop so that the dispatcher can apply a batch
+of decided events speculatively and take them back (State.rollback) if the append fails.
+Orders that clients see (newest first) are computed at read time from created_at, as
+Flynn's SQL does, so nothing here depends on dict order.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, assert_never
+
+import attrs
+
+from eventstore.events import (
+    AppCreated,
+    AppDeleted,
+    AppReleaseSet,
+    AppUpdated,
+    ArtifactCreated,
+    DeploymentCreated,
+    DeploymentStatusChanged,
+    DomainMigrated,
+    Event,
+    FormationScaled,
+    JobStateChanged,
+    ProviderCreated,
+    ReleaseCreated,
+    ResourceCreated,
+    ResourceDeleted,
+    RouteCreated,
+    RouteDeleted,
+    RouteUpdated,
+)
+from eventstore.objects import (
+    App,
+    Artifact,
+    Deployment,
+    DomainMigration,
+    Formation,
+    Job,
+    Provider,
+    Release,
+    Resource,
+    Route,
+)
+
+_MISSING: Any = object()
+Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
+
+
+@attrs.define(eq=False)
+class State:
+    apps: dict[str, App] = attrs.field(factory=dict)  # live apps
+    deleted_apps: dict[str, App] = attrs.field(factory=dict)
+    app_ids_by_name: dict[str, str] = attrs.field(factory=dict)  # live names only
+    counters: dict[str, int] = attrs.field(factory=dict)
+    artifacts: dict[str, Artifact] = attrs.field(factory=dict)
+    artifact_ids_by_key: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (type, uri)
+    releases: dict[str, Release] = attrs.field(factory=dict)
+    app_releases: Index = attrs.field(factory=dict)
+    formations: dict[tuple[str, str], Formation] = attrs.field(factory=dict)  # (app, release)
+    app_formations: Index = attrs.field(factory=dict)  # app -> release ids
+    jobs: dict[str, Job] = attrs.field(factory=dict)
+    app_jobs: Index = attrs.field(factory=dict)
+    deployments: dict[str, Deployment] = attrs.field(factory=dict)
+    app_deployments: Index = attrs.field(factory=dict)
+    deploying: dict[str, str] = attrs.field(factory=dict)  # app -> its unfinished deployment
+    providers: dict[str, Provider] = attrs.field(factory=dict)
+    provider_ids_by_name: dict[str, str] = attrs.field(factory=dict)
+    provider_ids_by_url: dict[str, str] = attrs.field(factory=dict)
+    resources: dict[str, Resource] = attrs.field(factory=dict)
+    provider_resources: Index = attrs.field(factory=dict)
+    app_resources: Index = attrs.field(factory=dict)
+    routes: dict[str, Route] = attrs.field(factory=dict)
+    app_routes: Index = attrs.field(factory=dict)
+    http_routes: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (domain, path) -> id
+    tcp_routes: dict[int, str] = attrs.field(factory=dict)  # port -> id
+    domain_migrations: dict[str, DomainMigration] = attrs.field(factory=dict)
+    # (container, key, previous value or _MISSING), newest last; None when not recording.
+    journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
+
+    # -- journaled mutation ----------------------------------------------------------
+
+    def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        if self.journal is not None:
+            self.journal.append((table, key, table.get(key, _MISSING)))
+        table[key] = value
+
+    def drop(self, table: dict[Any, Any], key: Any) -> None:
+        if key not in table:
+            return
+        if self.journal is not None:
+            self.journal.append((table, key, table[key]))
+        del table[key]
+
+    def link(self, index: Index, owner: str, member: str) -> None:
+        members = index.get(owner)
+        if members is None:
+            members = {}
+            self.put(index, owner, members)
+        if member not in members:
+            self.put(members, member, None)
+
+    def unlink(self, index: Index, owner: str, member: str) -> None:
+        members = index.get(owner)
+        if members is not None:
+            self.drop(members, member)
+
+    def record(self) -> None:
+        """Start recording mutations, so that rollback() can take them back."""
+        self.journal = []
+
+    def savepoint(self) -> int:
+        return len(self.journal or ())
+
+    def rollback(self, savepoint: int = 0) -> None:
+        """Undo every mutation recorded since `savepoint` (recording goes on)."""
+        journal = self.journal or []
+        for table, key, previous in reversed(journal[savepoint:]):
+            if previous is _MISSING:
+                table.pop(key, None)
+            else:
+                table[key] = previous
+        del journal[savepoint:]
+
+    def stop_recording(self) -> None:
+        self.journal = None
+
+    # -- lookups the deciders share ---------------------------------------------------
+
+    def app_named(self, name: str) -> App | None:
+        app_id = self.app_ids_by_name.get(name)
+        return None if app_id is None else self.apps[app_id]
+
+    def formation(self, app_id: str, release_id: str) -> Formation | None:
+        """The live formation, if any (a deleted one is None)."""
+        formation = self.formations.get((app_id, release_id))
+        return None if formation is None or formation.deleted else formation
+
+
+def apply(state: State, event: Event, at: datetime) -> None:
+    """Fold one event into `state`; `at` is the event's commit time."""
+    match event:
+        case AppCreated(app=app):
+            state.put(state.apps, app.id, app)
+            state.put(state.app_ids_by_name, app.name, app.id)
+            state.put(state.counters, "apps_created", state.counters.get("apps_created", 0) + 1)
+        case AppUpdated(app=app):
+            state.put(state.apps, app.id, app)
+        case AppReleaseSet(app=app_id, release=release):
+            app = state.apps.get(app_id)
+            if app is not None:
+                state.put(state.apps, app_id, attrs.evolve(app, release_id=release.id, updated_at=at))
+            state.link(state.app_releases, app_id, release.id)
+        case AppDeleted():
+            _delete_app(state, event.app, at)
+        case ReleaseCreated(release=release):
+            state.put(state.releases, release.id, release)
+            if release.app_id:
+                state.link(state.app_releases, release.app_id, release.id)
+        case ArtifactCreated(artifact=artifact):
+            state.put(state.artifacts, artifact.id, artifact)
+            state.put(state.artifact_ids_by_key, (artifact.type, artifact.uri), artifact.id)
+        case FormationScaled():
+            _scale(state, event, at)
+        case DeploymentCreated(deployment=deployment):
+            state.put(state.deployments, deployment.id, deployment)
+            state.link(state.app_deployments, deployment.app_id, deployment.id)
+            if not deployment.finished:
+                state.put(state.deploying, deployment.app_id, deployment.id)
+        case DeploymentStatusChanged():
+            _deployment_progressed(state, event, at)
+        case JobStateChanged(job=job):
+            state.put(state.jobs, job.id, job)
+            state.link(state.app_jobs, job.app_id, job.id)
+        case ProviderCreated(provider=provider):
+            state.put(state.providers, provider.id, provider)
+            state.put(state.provider_ids_by_name, provider.name, provider.id)
+            state.put(state.provider_ids_by_url, provider.url, provider.id)
+        case ResourceCreated(resource=resource):
+            _put_resource(state, resource)
+        case ResourceDeleted(resource=resource):
+            _drop_resource(state, resource.id)
+        case RouteCreated(route=route) | RouteUpdated(route=route):
+            _put_route(state, route)
+        case RouteDeleted(route=route):
+            _drop_route(state, route.id)
+        case DomainMigrated(migration=migration):
+            state.put(state.domain_migrations, migration.id, migration)
+        case _:
+            assert_never(event)
+
+
+def _delete_app(state: State, app_id: str, at: datetime) -> None:
+    app = state.apps.get(app_id)
+    if app is None:
+        return
+    state.drop(state.apps, app_id)
+    state.drop(state.app_ids_by_name, app.name)
+    state.put(state.deleted_apps, app_id, attrs.evolve(app, updated_at=at))
+    # Flynn soft-deletes the app's formations without scale events; the scheduler sees
+    # the formations go away.
+    for release_id in state.app_formations.get(app_id, {}):
+        formation = state.formations[(app_id, release_id)]
+        if not formation.deleted:
+            state.put(
+                state.formations,
+                (app_id, release_id),
+                attrs.evolve(formation, processes=None, updated_at=at),
+            )
+    # Shared resources stay, without this app.
+    for resource_id in list(state.app_resources.get(app_id, {})):
+        resource = state.resources.get(resource_id)
+        if resource is not None:
+            apps = tuple(a for a in resource.apps if a != app_id)
+            state.put(state.resources, resource_id, attrs.evolve(resource, apps=apps))
+        state.unlink(state.app_resources, app_id, resource_id)
+    for route_id in list(state.app_routes.get(app_id, {})):
+        _drop_route(state, route_id)
+    state.drop(state.deploying, app_id)
+
+
+def _scale(state: State, event: FormationScaled, at: datetime) -> None:
+    key = (event.app, event.release)
+    current = state.formations.get(key)
+    if event.processes is None:
+        if current is not None:
+            state.put(state.formations, key, attrs.evolve(current, processes=None, updated_at=at))
+        return
+    created_at = current.created_at if current is not None and not current.deleted else at
+    formation = Formation(event.app, event.release, created_at, at, dict(event.processes))
+    state.put(state.formations, key, formation)
+    state.link(state.app_formations, event.app, event.release)
+    state.link(state.app_releases, event.app, event.release)
+
+
+def _deployment_progressed(state: State, event: DeploymentStatusChanged, at: datetime) -> None:
+    deployment = state.deployments.get(event.deployment)
+    if deployment is None:
+        return
+    finished = event.status in ("complete", "failed")
+    state.put(
+        state.deployments,
+        deployment.id,
+        attrs.evolve(
+            deployment,
+            status=event.status,
+            finished_at=at if finished else deployment.finished_at,
+            error=event.error or deployment.error,
+        ),
+    )
+    if finished and state.deploying.get(deployment.app_id) == deployment.id:
+        state.drop(state.deploying, deployment.app_id)
+
+
+def _put_resource(state: State, resource: Resource) -> None:
+    previous = state.resources.get(resource.id)
+    if previous is not None:
+        for app_id in previous.apps:
+            state.unlink(state.app_resources, app_id, resource.id)
+    state.put(state.resources, resource.id, resource)
+    state.link(state.provider_resources, resource.provider_id, resource.id)
+    for app_id in resource.apps:
+        state.link(state.app_resources, app_id, resource.id)
+
+
+def _drop_resource(state: State, resource_id: str) -> None:
+    resource = state.resources.get(resource_id)
+    if resource is None:
+        return
+    state.drop(state.resources, resource_id)
+    state.unlink(state.provider_resources, resource.provider_id, resource_id)
+    for app_id in resource.apps:
+        state.unlink(state.app_resources, app_id, resource_id)
+
+
+def _put_route(state: State, route: Route) -> None:
+    _drop_route(state, route.id)
+    state.put(state.routes, route.id, route)
+    if route.app_id:
+        state.link(state.app_routes, route.app_id, route.id)
+    if route.type == "tcp":
+        state.put(state.tcp_routes, route.port, route.id)
+    else:
+        state.put(state.http_routes, (route.domain, route.path), route.id)
+
+
+def _drop_route(state: State, route_id: str) -> None:
+    route = state.routes.get(route_id)
+    if route is None:
+        return
+    state.drop(state.routes, route_id)
+    if route.app_id:
+        state.unlink(state.app_routes, route.app_id, route_id)
+    if route.type == "tcp":
+        if state.tcp_routes.get(route.port) == route_id:
+            state.drop(state.tcp_routes, route.port)
+    elif state.http_routes.get((route.domain, route.path)) == route_id:
+        state.drop(state.http_routes, (route.domain, route.path))
+
+
+# Flynn: controller/data/app.go — a path segment shaped like a uuid is an id or a name;
+# anything else is a name. Upper-case hex is a name.
+_UUID_SHAPED = re.compile(r"[a-f0-9]{8}-?(?:[a-f0-9]{4}-?){3}[a-f0-9]{12}")
+
+
+def canonical_uuid(text: str) -> str | None:
+    """`text` as a dashed lower-case uuid if it is uuid-shaped (dashed or not), else None."""
+    if not _UUID_SHAPED.fullmatch(text):
+        return None
+    hexdigits = text.replace("-", "")
+    if len(hexdigits) != 32:
+        return None
+    return f"{hexdigits[:8]}-{hexdigits[8:12]}-{hexdigits[12:16]}-{hexdigits[16:20]}-{hexdigits[20:]}"
+
+
+def find_app(state: State, ref: str) -> App | None:
+    """A live app by id or name, with Flynn's rule for which one a reference means."""
+    app_id = canonical_uuid(ref)
+    if app_id is not None and app_id in state.apps:
+        return state.apps[app_id]
+    return state.app_named(ref)
+
+
+def find_provider(state: State, ref: str) -> Provider | None:
+    """A provider by id or name (same rule as apps)."""
+    provider_id = canonical_uuid(ref)
+    if provider_id is not None and provider_id in state.providers:
+        return state.providers[provider_id]
+    found = state.provider_ids_by_name.get(ref)
+    return None if found is None else state.providers[found]

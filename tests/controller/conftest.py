@@ -1,0 +1,58 @@
+"""API test fixtures: the real application on the Postgres log (and on the in-memory one)."""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from controller.app import create_app
+from controller.settings import Settings
+from eventstore.memory import InMemoryEventStore
+from eventstore.postgres import PostgresEventStore
+from eventstore.store import EventStore
+
+AUTH_KEY = "test-key"
+AUTH_HEADERS = {"Authorization": aiohttp.encode_basic_auth("", AUTH_KEY)}
+DOMAIN = "evenflow.test"
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
+def log_backend(request: pytest.FixtureRequest) -> Callable[[], Awaitable[str]] | None:
+    if request.param == "postgres":
+        return request.getfixturevalue("make_database")  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(auth_keys=(AUTH_KEY, "second-key"), default_route_domain=DOMAIN)
+
+
+@pytest.fixture
+async def store(
+    log_backend: Callable[[], Awaitable[str]] | None,
+) -> AsyncIterator[EventStore]:
+    log: EventStore
+    if log_backend is None:
+        log = InMemoryEventStore()
+    else:
+        log = await PostgresEventStore.open(await log_backend())
+    yield log
+    await log.close()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, settings: Settings, store: EventStore
+) -> TestClient:  # type: ignore[type-arg]
+    """A client of the service, authenticated with the first key."""
+    app = create_app(settings, store=store)
+    return await aiohttp_client(app, headers=AUTH_HEADERS)
+
+
+@pytest.fixture
+async def anonymous(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:  # type: ignore[type-arg]
+    """A client without credentials."""
+    return await aiohttp_client(create_app(settings, store=store))
