@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from commands import apps, releases
+from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
 from commands.errors import ConflictError, DomainError, UnavailableError
 from eventstore.codec import encode
 from eventstore.events import Event
@@ -30,7 +30,16 @@ logger = logging.getLogger(__name__)
 
 Decider = Callable[[State, Any], list[Event]]
 
-HANDLERS: dict[type, Decider] = {**apps.HANDLERS, **releases.HANDLERS}
+HANDLERS: dict[type, Decider] = {
+    **apps.HANDLERS,
+    **releases.HANDLERS,
+    **formations.HANDLERS,
+    **jobs.HANDLERS,
+    **deployments.HANDLERS,
+    **providers.HANDLERS,
+    **routes.HANDLERS,
+    **domains.HANDLERS,
+}
 
 #: Commands decided and appended together, at most.
 MAX_BATCH = 256

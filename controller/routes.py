@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.handlers import apps, events, releases, status
+from controller.handlers import (
+    apps,
+    backup,
+    deployments,
+    domains,
+    events,
+    formations,
+    jobs,
+    logs,
+    providers,
+    releases,
+    status,
+)
+from controller.handlers import routes as app_routes
 
 
 def setup_routes(app: web.Application) -> None:
@@ -31,5 +44,23 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/apps/{app}/release", releases.get_app_release)
     r.add_get("/apps/{app}/releases", releases.list_app_releases)
 
+    # -- formations --------------------------------------------------------------------
+
+    # -- jobs --------------------------------------------------------------------------
+
+    # -- deployments -------------------------------------------------------------------
+
+    # -- providers and resources -------------------------------------------------------
+
+    # -- routes ------------------------------------------------------------------------
+
+    # -- domain migration --------------------------------------------------------------
+
+    # -- app logs ----------------------------------------------------------------------
+
     r.add_get("/events", events.events)
     r.add_get("/events/{id}", events.get_event)
+
+    # -- backup ------------------------------------------------------------------------
+
+    _ = (backup, deployments, domains, formations, jobs, logs, providers, app_routes)

@@ -1,0 +1,3 @@
+"""Backup over HTTP."""
+
+from __future__ import annotations

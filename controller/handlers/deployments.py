@@ -1,0 +1,3 @@
+"""Deployments over HTTP."""
+
+from __future__ import annotations

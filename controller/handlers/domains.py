@@ -1,0 +1,3 @@
+"""Domains over HTTP."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Formations over HTTP."""
+
+from __future__ import annotations

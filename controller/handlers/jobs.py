@@ -1,0 +1,3 @@
+"""Jobs over HTTP."""
+
+from __future__ import annotations

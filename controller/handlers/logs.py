@@ -1,0 +1,3 @@
+"""Logs over HTTP."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Providers over HTTP."""
+
+from __future__ import annotations

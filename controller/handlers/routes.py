@@ -1,0 +1,3 @@
+"""Routes over HTTP."""
+
+from __future__ import annotations
