@@ -11,7 +11,10 @@ from aiohttp import web
 
 from commands.dispatch import Dispatcher
 from controller import keys
+from controller.broadcast import broadcast_context
+from controller.deployer import deployer_context
 from controller.middlewares import add_cors_headers, authenticate, cors, errors
+from controller.projector import sql_projector_context
 from controller.providers import http_client_context
 from controller.routes import setup_routes
 from controller.settings import Settings
@@ -42,6 +45,9 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(log_context)
     app.cleanup_ctx.append(_read_side)
     app.cleanup_ctx.append(http_client_context)
+    app.cleanup_ctx.append(broadcast_context)
+    app.cleanup_ctx.append(sql_projector_context)
+    app.cleanup_ctx.append(deployer_context)
     setup_routes(app)
     return app
 

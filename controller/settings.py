@@ -36,6 +36,8 @@ class Settings:
     provider_timeout: float = 30.0
     tls_cert: str | None = None
     tls_key: str | None = None
+    # This controller's host id: one-off jobs are "<host_id>-<uuid>" (no "-" in it).
+    host_id: str = "host"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -52,4 +54,5 @@ class Settings:
             max_body_size=_int("MAX_BODY_SIZE", 10 * 1024 * 1024),
             tls_cert=env.get("TLS_CERT") or None,
             tls_key=env.get("TLS_KEY") or None,
+            host_id=(env.get("HOST_ID") or "host").replace("-", ""),
         )
