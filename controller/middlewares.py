@@ -52,13 +52,14 @@ async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = web.Response(status=200)
         _cors(response, origin)
         return response
-    # Streams send their headers early: CORS headers go in through on_response_prepare.
-    request["cors_origin"] = origin
+    # Other responses get their CORS headers in add_cors_headers, as streams send their
+    # headers before the handler returns.
     return await handler(request)
 
 
 async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    origin = request.get("cors_origin")
+    """on_response_prepare: every response to a browser request carries CORS headers."""
+    origin = request.headers.get("Origin")
     if origin:
         _cors(response, origin)
 

@@ -1,0 +1,73 @@
+"""A restart rebuilds every object from the log: all reads answer exactly as before."""
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from controller.app import create_app
+from controller.settings import Settings
+from eventstore.postgres import PostgresEventStore
+from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
+
+pytestmark = pytest.mark.postgres
+
+JSON_ACCEPT = {"Accept": "application/json"}
+
+
+async def build_history(client: TestClient) -> None:
+    artifact = await (await client.post("/artifacts", json={"type": "docker", "uri": "https://e/a"})).json()
+    for name in ("alpha", "beta", "gamma"):
+        await client.post("/apps", json={"name": name, "meta": {"team": name}})
+    releases = []
+    for n in range(3):
+        body = {"artifact": artifact["id"], "env": {"N": str(n)}, "processes": {"web": {"cmd": ["w"]}}}
+        releases.append(await (await client.post("/releases", json=body)).json())
+    await client.put("/apps/alpha/release", json={"id": releases[0]["id"]})
+    await client.put("/apps/alpha/release", json={"id": releases[1]["id"]})
+    await client.put("/apps/beta/release", json={"id": releases[2]["id"]})
+    await client.post("/apps/beta", json={"strategy": "one-by-one", "deploy_timeout": 90})
+    await client.delete("/apps/gamma")
+
+
+async def every_read(client: TestClient) -> dict[str, Any]:
+    """The answer of every read endpoint, keyed by path."""
+    reads: dict[str, Any] = {}
+
+    async def get(path: str, headers: dict[str, str] | None = None) -> Any:
+        response = await client.get(path, headers=headers)
+        reads[path] = (response.status, await response.read())
+        return await response.json() if response.status == 200 else None
+
+    for app in await get("/apps"):
+        for suffix in ("", "/release", "/releases"):
+            await get(f"/apps/{app['id']}{suffix}")
+    for release in await get("/releases"):
+        await get(f"/releases/{release['id']}")
+    for artifact in await get("/artifacts"):
+        await get(f"/artifacts/{artifact['id']}")
+    for event in await get("/events", JSON_ACCEPT):
+        await get(f"/events/{event['id']}")
+    return reads
+
+
+async def test_every_read_is_identical_after_a_restart(aiohttp_client: Any, make_database: Any):
+    """Stop the service and start a new one on the same database: every answer is the same."""
+    dsn = await make_database()
+    settings = Settings(auth_keys=(AUTH_KEY,), default_route_domain="example.test")
+
+    store = await PostgresEventStore.open(dsn)
+    first = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
+    await build_history(first)
+    before = await every_read(first)
+    await first.close()
+    await store.close()
+
+    store = await PostgresEventStore.open(dsn)
+    second = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
+    after = await every_read(second)
+    await second.close()
+    await store.close()
+
+    assert len(before) > 20
+    assert after == before
