@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from applog.store import MemoryLogStore
+
 from commands.dispatch import Dispatcher
 from controller import keys
 from controller.broadcast import broadcast_context
@@ -35,6 +37,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.SETTINGS] = settings
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
+    app[keys.LOG_STORE] = MemoryLogStore()
     app.on_response_prepare.append(add_cors_headers)
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from applog.store import LogStore
+
 from commands.dispatch import Dispatcher
 from controller.settings import Settings
 from controller.validation import Validators
@@ -16,3 +18,4 @@ READ_MODEL = web.AppKey("read_model", MemoryReadModel)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SCHEMAS = web.AppKey("schemas", Validators)
 HEALTH = web.AppKey("health", dict)  # component -> problem ("" when fine)
+LOG_STORE = web.AppKey("log_store", LogStore)  # type: ignore[type-abstract]

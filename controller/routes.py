@@ -57,6 +57,7 @@ def setup_routes(app: web.Application) -> None:
     # -- domain migration --------------------------------------------------------------
 
     # -- app logs ----------------------------------------------------------------------
+    r.add_get("/apps/{app}/log", logs.app_log)
 
     r.add_get("/events", events.events)
     r.add_get("/events/{id}", events.get_event)
