@@ -45,6 +45,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, starting up, canceled
     asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failed-over primary, now a replica
     asyncpg.InterfaceError,  # the connection was closed under us
+    asyncpg.InternalClientError,  # a protocol state broken by a dropped connection
 )
 
 _COLUMNS = "event_id, type, object_type, object_id, app_id::text, op, unique_id, data, created_at"
@@ -208,6 +209,8 @@ class PostgresEventStore:
 
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
+        self._dsn = dsn
+        self._writer_conn: asyncpg.Connection | None = None
         self._listener = _Listener(dsn, self._seen_head)
         self._pending: list[_Append] = []
         self._has_pending = asyncio.Event()
@@ -290,6 +293,7 @@ class PostgresEventStore:
         try:
             planned, now = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
         except UNAVAILABLE as exc:
+            await self._drop_writer_connection()  # whatever its state, start afresh
             _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
             return
         except asyncpg.PostgresError as exc:
@@ -316,23 +320,32 @@ class PostgresEventStore:
         inside a transaction that takes the lock before planning, which cannot miss.
         """
         members = [(m.events, m.expected) for m in batch]
-        async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
-            planned = plan_batch(members, self._head_hint, set())
-            head, now, _, written = await conn.fetchrow(
-                _APPEND, *_append_args(self._head_hint, planned)
-            )
-            if not written:
-                unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
-                async with conn.transaction():
-                    head, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
-                    planned = plan_batch(members, head, set(taken))
-                    head, now, _, written = await conn.fetchrow(
-                        _APPEND, *_append_args(head, planned)
-                    )
-                    assert written, "the append lock is held, so the plan cannot be stale"
+        conn = await self._writer_connection()
+        planned = plan_batch(members, self._head_hint, set())
+        head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(self._head_hint, planned))
+        if not written:
+            unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
+            async with conn.transaction():
+                head, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
+                planned = plan_batch(members, head, set(taken))
+                head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(head, planned))
+                assert written, "the append lock is held, so the plan cannot be stale"
         last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
         self._seen_head(last[-1] if last else head)
         return planned, now
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        """The writer's own connection: not pooled, so no reset query runs after each batch."""
+        if self._writer_conn is None or self._writer_conn.is_closed():
+            self._writer_conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
+            await _init_connection(self._writer_conn)
+        return self._writer_conn
+
+    async def _drop_writer_connection(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)
 
     def _seen_head(self, head: int) -> None:
         self._head_hint = max(self._head_hint, head)
@@ -345,7 +358,8 @@ class PostgresEventStore:
                 rows = await conn.fetch(sql, *args)
         except UNAVAILABLE as exc:
             raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
-        return [RecordedEvent(*row) for row in rows]
+        make = RecordedEvent._make
+        return [make(row) for row in rows]
 
     async def last_id(self) -> int:
         try:
@@ -464,6 +478,7 @@ class PostgresEventStore:
             self._closing = True
             self._has_pending.set()
             await self._writer
+        await self._drop_writer_connection()
         await self._listener.close()
         await self._pool.close()
 

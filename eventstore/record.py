@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -20,9 +21,12 @@ class NewEvent:
     unique_id: str | None = None  # idempotency key: a second event with it is not written
 
 
-@attrs.frozen
-class RecordedEvent:
-    """An event in the log: a NewEvent with its global id and the time it was committed."""
+class RecordedEvent(NamedTuple):
+    """An event in the log: a NewEvent with its global id and the time it was committed.
+
+    A named tuple, not an attrs class: reads build one per row, and tuple construction is
+    about five times cheaper (it bounds the forward-read rate).
+    """
 
     id: int
     type: str
