@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import report, store
+from bench import replay, report, sse, store
 
 Suite = Callable[[bool], tuple[list[report.Row], dict[str, Any]]]
 
 #: Every suite by name, in the order a plain `python -m bench` runs them.
-SUITES: dict[str, Suite] = {"store": store.run}
+SUITES: dict[str, Suite] = {"store": store.run, "sse": sse.run, "replay": replay.run}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 from aiohttp import web
 
 from controller.access_log import AccessLogger
 from controller.app import create_app
+from controller.backup import backup_database
 from controller.settings import Settings
 from localpg import LocalPG, ensure_database
+from replay.cli import add_parser as add_replay_parser
 
 logger = logging.getLogger("evenflow")
 
@@ -80,6 +84,42 @@ def _run(settings: Settings, host: str, port: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    """The database of the log for a command: DATABASE_URL, or the embedded one (shared with
+    a running `serve`, else started for the command's duration)."""
+    url = Settings.from_env().database_url
+    if url:
+        yield url
+        return
+    pg = LocalPG(local_database_dir())
+    if _accepts_connections(pg.dsn()):
+        asyncio.run(ensure_database(pg.dsn(), "evenflow"))
+        yield pg.dsn("evenflow")
+        return
+    with pg:
+        asyncio.run(ensure_database(pg.dsn(), "evenflow"))
+        yield pg.dsn("evenflow")
+
+
+def _accepts_connections(dsn: str) -> bool:
+    async def probe() -> None:
+        await (await asyncpg.connect(dsn, timeout=2)).close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        return False
+    return True
+
+
+def backup(args: argparse.Namespace) -> None:
+    with database() as dsn:
+        written = asyncio.run(backup_database(dsn, args.output))
+    if written is not None:
+        print(f"backup written to {written}", file=sys.stderr)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="evenflow", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -87,6 +127,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default 0.0.0.0, or $HOST)")
     run.add_argument("--port", type=int, help="port (default $PORT, else 8080)")
     run.set_defaults(func=serve)
+    dump = commands.add_parser("backup", help="write a backup of the log (as GET /backup)")
+    dump.add_argument("-o", "--output", required=True, help="file or folder; - for stdout")
+    dump.set_defaults(func=backup)
+    add_replay_parser(commands, database)
     return root
 
 

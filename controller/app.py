@@ -13,7 +13,7 @@ from applog.store import MemoryLogStore
 
 from commands.dispatch import Dispatcher
 from controller import keys
-from controller.broadcast import broadcast_context
+from controller.broadcast import broadcast_context, close_streams
 from controller.deployer import deployer_context
 from controller.middlewares import add_cors_headers, authenticate, cors, errors
 from controller.projector import sql_projector_context
@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
     app.on_response_prepare.append(add_cors_headers)
+    app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
         async with _event_log(settings, store) as log:

@@ -1,11 +1,373 @@
-"""One subscription to the log per process, fanned out to every event-stream client."""
+"""One subscription to the log per process, fanned out to every event-stream client.
+
+The broadcaster follows the log (`store.subscribe`, from the head at start-up) and keeps a
+bounded window of the most recent events, each encoded once: its envelope inside its SSE
+frame. A client is a `Subscription`: a cursor (every event up to it has been served or did
+not match) and a filter. A client whose cursor lies inside the window is served from memory;
+one behind the window (a slow reader, or one replaying history) reads the log from the store
+page by page until it reaches the window again. No client has a buffer of its own and none
+is dropped for being slow, and because the window and the store hold the same immutable,
+ordered log, every client gets every matching event once, in id order.
+
+A fan-out writes straight to each waiting client's transport (sse.TransportWriter), a slice
+of clients per turn of the event loop; a client's own task runs only to catch up, to drain
+a backed-up connection, or for a keep-alive.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import bisect
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from controller import keys, sse
+from eventstore.record import EventFilter, RecordedEvent
+from eventstore.store import EventStore, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+#: The window holds at most this many events and this many bytes of frames.
+WINDOW_EVENTS = 20_000
+WINDOW_BYTES = 32 * 1024 * 1024
+#: Events per write to one client (a client far behind inside the window catches up in steps).
+WRITE_EVENTS = 512
+#: Events per store read while a client catches up from behind the window.
+CATCH_UP_PAGE = 1_000
+#: Bytes of frames gathered before a write while catching up.
+CATCH_UP_WRITE_BYTES = 256 * 1024
+#: Seconds before a client catching up reads again when the log is unavailable.
+CATCH_UP_RETRY = 0.5
+#: Seconds streams get to end by themselves at shutdown before they are cancelled.
+SHUTDOWN_GRACE = 1.0
+#: Clients served per turn of the event loop during a fan-out.
+FLUSH_SLICE = 64
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+class Subscription:
+    """One client: how far it has been served, what it wants, and how it waits."""
+
+    __slots__ = ("_timer", "_waiter", "cursor", "deadline", "direct", "filter", "keepalive", "task")
+
+    def __init__(
+        self, cursor: int, filter: EventFilter, direct: sse.TransportWriter | None = None
+    ) -> None:
+        self.cursor = cursor
+        self.filter = filter
+        self.direct = direct
+        self.keepalive = sse.keepalive_seconds()
+        self.deadline = 0.0  # loop time at which a keep-alive is due
+        self.task: asyncio.Task[object] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def wake(self, news: bool = True) -> None:
+        """End the current wait: True for news (or shutdown), False for a keep-alive."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(news)
+
+
+class Broadcaster:
+    """The window of recent frames, the clients, and the task that follows the log."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        window_events: int = WINDOW_EVENTS,
+        window_bytes: int = WINDOW_BYTES,
+    ) -> None:
+        self.store = store
+        self.window_events = window_events
+        self.window_bytes = window_bytes
+        # The window: parallel lists; entries before _start are evicted (compacted lazily).
+        self._ids: list[int] = []
+        self._records: list[RecordedEvent] = []
+        self._frames: list[bytes] = []
+        self._start = 0
+        self._bytes = 0
+        self.head = 0  # the newest event seen; everything up to it is committed and final
+        self.floor = 0  # every event with floor < id <= head is in the window
+        self.failure: BaseException | None = None
+        self.catch_ups = 0  # times a client read the store after falling behind the window
+        self._closed = False
+        self._flush_scheduled = False
+        self._serving: list[Subscription] = []  # the clients the current fan-out has left
+        self._stale = False  # news arrived since the current fan-out began
+        self._waiting: set[Subscription] = set()
+        self._clients: set[Subscription] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- following the log ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fix the starting head and follow the log from there."""
+        self.head = self.floor = await self.store.last_id()
+        self._task = asyncio.create_task(self._follow(), name="evenflow-broadcaster")
+
+    async def _follow(self) -> None:
+        try:
+            async for record in self.store.subscribe(after=self.head):
+                self._add(record)
+        except Exception as exc:
+            logger.exception("the event stream broadcaster failed")
+            self.failure = exc
+            raise
+        finally:
+            # Whether it failed, was stopped or the store closed: no more news will come.
+            self._closed = self._closed or self.failure is None
+            self._wake_all()
+
+    def _add(self, record: RecordedEvent) -> None:
+        frame = sse.event_frame(record)
+        self._ids.append(record.id)
+        self._records.append(record)
+        self._frames.append(frame)
+        self._bytes += len(frame)
+        self.head = record.id
+        while len(self._ids) - self._start > self.window_events or self._bytes > self.window_bytes:
+            self.floor = self._ids[self._start]
+            self._bytes -= len(self._frames[self._start])
+            self._start += 1
+        if self._start > max(1024, self.window_events // 2):
+            del self._ids[: self._start], self._records[: self._start], self._frames[: self._start]
+            self._start = 0
+        # Records of one page arrive without a pause: serve the clients once for all of them.
+        # A fan-out in progress starts over with every waiting client when it ends.
+        self._stale = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Serve the waiting clients that have news, a slice per turn of the event loop.
+
+        Between slices the loop reads its sockets, so that a fan-out to thousands of
+        clients does not hold up the next event's database round trips.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._serving:
+            self._serving, self._stale = list(self._waiting), False
+        now = loop.time()
+        for _ in range(min(FLUSH_SLICE, len(self._serving))):
+            sub = self._serving.pop()
+            if sub._waiter is not None:  # still waiting: nothing else is writing to it
+                self._serve_waiting(sub, now)
+        if self._serving or self._stale:  # more clients, or news since the pass began
+            loop.call_soon(self._flush)
+        else:
+            self._flush_scheduled = False
+
+    def _serve_waiting(self, sub: Subscription, now: float) -> None:
+        """Write a waiting client's news, wake it, or move its cursor past what it skips."""
+        if sub.cursor >= self.head:
+            return
+        if sub.cursor < self.floor:
+            sub.wake()  # behind the window: its task reads the store
+        elif not (sub.filter.is_all or self._any_match(sub)):
+            sub.cursor = self.head
+        elif sub.direct is None or not sub.direct.has_room():
+            sub.wake()
+        else:
+            chunk = self.collect(sub)
+            if chunk:
+                sub.direct.write(chunk)
+                sub.deadline = now + sub.keepalive
+            if sub.cursor < self.head:  # more than one write's worth: its task goes on
+                sub.wake()
+
+    def _any_match(self, sub: Subscription) -> bool:
+        i = bisect.bisect_right(self._ids, sub.cursor, self._start)
+        matches = sub.filter.matches
+        return any(matches(record) for record in self._records[i:])
+
+    def _wake_all(self) -> None:
+        for sub in list(self._waiting):
+            sub.wake()
+
+    # -- serving one client --------------------------------------------------------------
+
+    def collect(self, sub: Subscription, limit: int = WRITE_EVENTS) -> bytes | None:
+        """The frames after the client's cursor, from the window, advancing the cursor.
+
+        None when the cursor is behind the window: the client must read the store.
+        """
+        if sub.cursor < self.floor:
+            return None
+        ids = self._ids
+        i = bisect.bisect_right(ids, sub.cursor, self._start)
+        end = min(len(ids), i + limit)
+        if i >= end:
+            sub.cursor = max(sub.cursor, self.head)
+            return b""
+        if sub.filter.is_all:
+            chunk = b"".join(self._frames[i:end])
+        else:
+            matches = sub.filter.matches
+            pairs = zip(self._records[i:end], self._frames[i:end], strict=True)
+            chunk = b"".join([frame for record, frame in pairs if matches(record)])
+        sub.cursor = ids[end - 1]
+        return chunk
+
+    async def catch_up(self, sub: Subscription, write: Write) -> bool:
+        """Serve the client from the store, up to the head seen now; True if it wrote."""
+        self.catch_ups += 1
+        target = self.head
+        frames: list[bytes] = []
+        size, wrote = 0, False
+        records = self.store.read(
+            after=sub.cursor, until=target, filter=sub.filter, page_size=CATCH_UP_PAGE
+        )
+        async with contextlib.aclosing(records):  # type: ignore[type-var, unused-ignore]
+            async for record in records:
+                frame = sse.event_frame(record)
+                frames.append(frame)
+                size += len(frame)
+                if size >= CATCH_UP_WRITE_BYTES:
+                    await write(b"".join(frames))
+                    frames, size, wrote = [], 0, True
+                    if self._closed:
+                        return wrote
+        if frames:
+            await write(b"".join(frames))
+            wrote = True
+        sub.cursor = max(sub.cursor, target)
+        return wrote
+
+    async def serve(
+        self,
+        response: web.StreamResponse,
+        after: int,
+        filter: EventFilter,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
+        """Stream every event after `after` that matches `filter`, until shutdown.
+
+        With the request's `transport`, the broadcaster writes to it directly while the
+        client waits (see sse.TransportWriter).
+        """
+        direct = None if transport is None else sse.TransportWriter(transport, response.chunked)
+        sub = Subscription(after, filter, direct)
+        sub.task = asyncio.current_task()
+        self._clients.add(sub)
+        try:
+            await self._deliver(sub, response.write)
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self._clients.discard(sub)
+            if sub._timer is not None:
+                sub._timer.cancel()
+
+    async def _deliver(self, sub: Subscription, write: Write) -> None:
+        loop = asyncio.get_running_loop()
+        keepalive = sub.keepalive
+        sub.deadline = loop.time() + keepalive
+        while True:
+            if self.failure is not None:
+                await write(sse.error_frame(f"stream failed: {self.failure}"))
+                return
+            if self._closed:
+                return
+            chunk = self.collect(sub)
+            if chunk is None:
+                try:
+                    wrote = await self.catch_up(sub, write)
+                except StoreUnavailableError as exc:
+                    # Transient: the client keeps its place and reads again (no reconnect storm).
+                    logger.warning("event stream catch-up at %d waits: %s", sub.cursor, exc)
+                    await asyncio.sleep(CATCH_UP_RETRY)
+                    continue
+                except ConnectionError:
+                    raise
+                except Exception as exc:
+                    if not self._closed:
+                        logger.exception("event stream catch-up failed")
+                        await write(sse.error_frame(f"stream failed: {exc}"))
+                    return
+            else:
+                wrote = bool(chunk)
+                if wrote:
+                    await write(chunk)
+            if wrote:
+                sub.deadline = loop.time() + keepalive
+            # Served up to the head: wait for news (no second look at the window needed).
+            if sub.cursor >= self.head and not await self._wait(sub, loop):
+                await write(sse.KEEPALIVE_FRAME)
+                sub.deadline = loop.time() + keepalive
+
+    async def _wait(self, sub: Subscription, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait for news (True) or until a keep-alive is due (False)."""
+        if loop.time() >= sub.deadline:
+            return False
+        sub._waiter = loop.create_future()
+        self._waiting.add(sub)
+        if sub._timer is None:
+            sub._timer = loop.call_at(sub.deadline, self._keepalive_due, sub)
+        try:
+            return await sub._waiter
+        finally:
+            self._waiting.discard(sub)
+            sub._waiter = None
+
+    def _keepalive_due(self, sub: Subscription) -> None:
+        # One timer per client, re-armed only when it fires: writes just move the deadline.
+        sub._timer = None
+        if sub._waiter is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= sub.deadline:
+            sub.wake(news=False)
+        else:
+            sub._timer = loop.call_at(sub.deadline, self._keepalive_due, sub)
+
+    # -- shutting down -------------------------------------------------------------------
+
+    async def close(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """End every stream: waiting ones at once, busy ones after `grace` seconds."""
+        self._closed = True
+        self._wake_all()
+        tasks = [sub.task for sub in self._clients if sub.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:  # stuck writing to a client that does not read
+                task.cancel()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+BROADCASTER = web.AppKey("broadcaster", Broadcaster)
+
 
 async def broadcast_context(app: web.Application) -> AsyncIterator[None]:
+    """Start following the log for the event streams; stop at cleanup."""
+    broadcaster = Broadcaster(app[keys.STORE])
+    await broadcaster.start()
+    app[BROADCASTER] = broadcaster
+
+    def failed(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            app[keys.HEALTH]["event_stream"] = f"failed: {task.exception()!r}"
+
+    assert broadcaster._task is not None
+    broadcaster._task.add_done_callback(failed)
     yield
+    await broadcaster.close(grace=0)
+    await broadcaster.stop()
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end every open stream, so that a graceful shutdown is prompt."""
+    sse.end_streams(app)
+    broadcaster = app.get(BROADCASTER)
+    if broadcaster is not None:
+        await broadcaster.close()

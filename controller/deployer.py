@@ -1,11 +1,126 @@
-"""Drives deployments: runs each app's strategy by changing formations and waiting for job events."""
+"""Drives deployments: runs each app's strategy by changing formations and waiting for job events.
+
+The deployer keeps no state of its own. All a deployment has done is in the log — its two
+formations, its `deployment` events, the jobs the scheduler reported — so the deployer wakes
+whenever the log moves (or a wait is due to time out), asks the pure `advance_deployment`
+whether a step is due, and dispatches `AdvanceDeployment` when one is. The dispatcher decides
+it again on the state it appends to, so a step already taken (by this process before a
+restart, or by another controller on the same log) decides nothing: any number of deployers
+can run, and a restarted one resumes, or fails a wait that timed out while it was away.
+
+For a scheduler: it answers the `scale` events with job reports (`PUT /apps/:app/jobs/:job`);
+`Deployer.advance()` runs one pass at once, and `jobs_up`/`targets` say what a deployment
+counts as up and what it scales the new release to.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from aiohttp import web
 
+from commands.deployments import (
+    MAX_NEW_JOB_FAILURES,
+    STRATEGIES,
+    AdvanceDeployment,
+    advance_deployment,
+)
+from commands.dispatch import Dispatcher
+from commands.errors import DomainError
+from controller import keys
+from controller.handlers.common import now
+from projections.deployments import deadline, jobs_up, targets, unfinished
+from projections.memory import MemoryReadModel
+
+__all__ = [
+    "DEPLOYER",
+    "MAX_NEW_JOB_FAILURES",
+    "SUPPORTED_STRATEGIES",
+    "Deployer",
+    "deployer_context",
+    "jobs_up",
+    "targets",
+]
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_STRATEGIES = frozenset(STRATEGIES)
+#: The longest the deployer sleeps without looking (a missed wake-up, a clock jump).
+MAX_SLEEP = 5.0
+#: After the log was unavailable or kept moving: look again this much later.
+RETRY_AFTER = 1.0
+
+
+class Deployer:
+    """Moves every unfinished deployment along, as far as the log says it can go now."""
+
+    def __init__(
+        self,
+        model: MemoryReadModel,
+        dispatcher: Dispatcher,
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.model = model
+        self.dispatcher = dispatcher
+        self.clock = clock
+
+    async def advance(self) -> datetime | None:
+        """Take every step due now; returns when a wait will time out next (None: no wait)."""
+        moment = self.clock()
+        state = self.model.state
+        due = [AdvanceDeployment(d.id, moment) for d in unfinished(state)]
+        # The decider is pure: asking it first spares the dispatcher the deployments that wait.
+        for command in [c for c in due if advance_deployment(state, c)]:
+            await self.dispatcher.handle(command)
+        state = self.model.state
+        # A deadline already past decided nothing: only later ones are worth waking up for.
+        later = (deadline(state, d) for d in unfinished(state))
+        return min((t for t in later if t is not None and t > moment), default=None)
+
+    async def run(self) -> None:
+        """Advance whenever the log moves or a wait is due; forever."""
+        while True:
+            seen = self.model.last_id
+            try:
+                wake_at = await self.advance()
+            except DomainError as exc:  # the log is unavailable or kept moving: not a bug
+                logger.warning("deployer: %s; looking again in %s s", exc.message, RETRY_AFTER)
+                await asyncio.sleep(RETRY_AFTER)
+                continue
+            if self.model.last_id != seen:
+                continue  # no await since the check: a change cannot slip by unseen
+            timeout = MAX_SLEEP
+            if wake_at is not None:
+                # A hair past the deadline, so that the decider sees it passed.
+                timeout = min(timeout, (wake_at - self.clock()).total_seconds() + 0.01)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(timeout, 0)):
+                    await self.model.changed()
+
+
+DEPLOYER = web.AppKey("deployer", Deployer)
+
 
 async def deployer_context(app: web.Application) -> AsyncIterator[None]:
+    deployer = Deployer(app[keys.READ_MODEL], app[keys.DISPATCHER])
+    app[DEPLOYER] = deployer
+    task = asyncio.create_task(_supervised(app, deployer), name="evenflow-deployer")
     yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _supervised(app: web.Application, deployer: Deployer) -> None:
+    """A deployer that fails says so in the health status (and the log), not silently."""
+    try:
+        await deployer.run()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.exception("the deployer failed")
+        app[keys.HEALTH]["deployer"] = f"failed: {exc!r}"

@@ -45,16 +45,45 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/apps/{app}/releases", releases.list_app_releases)
 
     # -- formations --------------------------------------------------------------------
+    r.add_put("/apps/{app}/formations/{release}", formations.put_formation)
+    r.add_get("/apps/{app}/formations/{release}", formations.get_formation)
+    r.add_delete("/apps/{app}/formations/{release}", formations.delete_formation)
+    r.add_get("/apps/{app}/formations", formations.list_app_formations)
+    r.add_get("/formations", formations.formations)
 
     # -- jobs --------------------------------------------------------------------------
+    r.add_post("/apps/{app}/jobs", jobs.run_job)
+    r.add_get("/apps/{app}/jobs/{job}", jobs.get_job)
+    r.add_put("/apps/{app}/jobs/{job}", jobs.put_job)
+    r.add_get("/apps/{app}/jobs", jobs.list_jobs)
+    r.add_delete("/apps/{app}/jobs/{job}", jobs.kill_job)
+    r.add_get("/active-jobs", jobs.list_active_jobs)
 
     # -- deployments -------------------------------------------------------------------
+    r.add_post("/apps/{app}/deploy", deployments.create_deployment)
+    r.add_get("/deployments/{id}", deployments.get_deployment)
+    r.add_get("/apps/{app}/deployments", deployments.list_app_deployments)
 
     # -- providers and resources -------------------------------------------------------
+    r.add_post("/providers", providers.create_provider)
+    r.add_get("/providers", providers.list_providers)
+    r.add_get("/providers/{provider}", providers.get_provider)
+    r.add_post("/providers/{provider}/resources", providers.provision_resource)
+    r.add_get("/providers/{provider}/resources", providers.list_resources)
+    r.add_put("/providers/{provider}/resources/{resource}", providers.put_resource)
+    r.add_get("/providers/{provider}/resources/{resource}", providers.get_resource)
+    r.add_delete("/providers/{provider}/resources/{resource}", providers.delete_resource)
+    r.add_get("/apps/{app}/resources", providers.list_app_resources)
 
     # -- routes ------------------------------------------------------------------------
+    r.add_post("/apps/{app}/routes", app_routes.create_route)
+    r.add_get("/apps/{app}/routes", app_routes.list_routes)
+    r.add_get("/apps/{app}/routes/{type}/{id}", app_routes.get_route)
+    r.add_put("/apps/{app}/routes/{type}/{id}", app_routes.update_route)
+    r.add_delete("/apps/{app}/routes/{type}/{id}", app_routes.delete_route)
 
     # -- domain migration --------------------------------------------------------------
+    r.add_put("/domain", domains.migrate_domain)
 
     # -- app logs ----------------------------------------------------------------------
     r.add_get("/apps/{app}/log", logs.app_log)
@@ -63,5 +92,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/events/{id}", events.get_event)
 
     # -- backup ------------------------------------------------------------------------
+    r.add_get("/backup", backup.backup)
 
-    _ = (backup, deployments, domains, formations, jobs, logs, providers, app_routes)
+    _ = (backup, deployments, domains, logs, providers, app_routes)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 #: Go's zero time, which Flynn prints for unset non-pointer times.
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+_NO_OFFSET = timedelta(0)
 
 
 def format_time(moment: datetime) -> str:
     """`2015-12-16T02:21:06.71424Z`: microseconds, trailing zeros and a zero fraction dropped."""
-    moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S") if moment.year >= 1000 else (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
-    )
+    if moment.utcoffset() != _NO_OFFSET or moment.tzinfo is None:
+        moment = moment.astimezone(UTC)
+    # isoformat is C and four times cheaper than strftime; in UTC it ends in "+00:00".
+    text = moment.isoformat()[:-6]
     if moment.microsecond:
-        text += f".{moment.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 

@@ -49,6 +49,22 @@ from eventstore.objects import (
 
 _MISSING: Any = object()
 Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
+_JOB_DOWN = frozenset({"down", "crashed", "failed"})
+
+
+@attrs.frozen
+class DeploymentProgress:
+    """What an unfinished deployment has done and seen: the deployer's next step derives from it.
+
+    `steps` counts its `running` events by (release, job_type, job_state); `reports` counts the
+    jobs of its app that came "up" or went "down" while it was in flight, by (release, type,
+    "up" | "down") — log order, not clocks, says "while". `touched_at` is the commit time of
+    its latest event: its waits time out from there.
+    """
+
+    touched_at: datetime
+    steps: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
+    reports: dict[tuple[str, str, str], int] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -68,6 +84,8 @@ class State:
     deployments: dict[str, Deployment] = attrs.field(factory=dict)
     app_deployments: Index = attrs.field(factory=dict)
     deploying: dict[str, str] = attrs.field(factory=dict)  # app -> its unfinished deployment
+    # Every unfinished deployment, a deleted app's too (the deployer ends those `failed`).
+    deployment_progress: dict[str, DeploymentProgress] = attrs.field(factory=dict)
     providers: dict[str, Provider] = attrs.field(factory=dict)
     provider_ids_by_name: dict[str, str] = attrs.field(factory=dict)
     provider_ids_by_url: dict[str, str] = attrs.field(factory=dict)
@@ -171,9 +189,11 @@ def apply(state: State, event: Event, at: datetime) -> None:
             state.link(state.app_deployments, deployment.app_id, deployment.id)
             if not deployment.finished:
                 state.put(state.deploying, deployment.app_id, deployment.id)
+                state.put(state.deployment_progress, deployment.id, DeploymentProgress(at))
         case DeploymentStatusChanged():
             _deployment_progressed(state, event, at)
         case JobStateChanged(job=job):
+            _job_reported(state, job)  # before the put: it compares with the previous report
             state.put(state.jobs, job.id, job)
             state.link(state.app_jobs, job.app_id, job.id)
         case ProviderCreated(provider=provider):
@@ -254,6 +274,36 @@ def _deployment_progressed(state: State, event: DeploymentStatusChanged, at: dat
     )
     if finished and state.deploying.get(deployment.app_id) == deployment.id:
         state.drop(state.deploying, deployment.app_id)
+    progress = state.deployment_progress.get(deployment.id)
+    if finished or progress is None:
+        state.drop(state.deployment_progress, deployment.id)
+        return
+    key = (event.release, event.job_type, event.job_state)
+    steps = {**progress.steps, key: progress.steps.get(key, 0) + 1}
+    state.put(
+        state.deployment_progress,
+        deployment.id,
+        attrs.evolve(progress, touched_at=at, steps=steps),
+    )
+
+
+def _job_reported(state: State, job: Job) -> None:
+    """Count a job coming up or going down while its app has a deployment in flight."""
+    deployment_id = state.deploying.get(job.app_id)
+    progress = None if deployment_id is None else state.deployment_progress.get(deployment_id)
+    if deployment_id is None or progress is None:
+        return
+    previous = state.jobs.get(job.id)
+    phase = _job_phase(job.state)
+    if phase is None or (previous is not None and _job_phase(previous.state) == phase):
+        return
+    key = (job.release_id, job.type, phase)
+    reports = {**progress.reports, key: progress.reports.get(key, 0) + 1}
+    state.put(state.deployment_progress, deployment_id, attrs.evolve(progress, reports=reports))
+
+
+def _job_phase(job_state: str) -> str | None:
+    return "up" if job_state == "up" else "down" if job_state in _JOB_DOWN else None
 
 
 def _put_resource(state: State, resource: Resource) -> None:

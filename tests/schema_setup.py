@@ -14,5 +14,6 @@ async def prepare_template(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn, "eventstore", "eventstore")
+        await migrate(conn, "projections", "projections")
     finally:
         await conn.close()

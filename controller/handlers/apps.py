@@ -5,15 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from commands.apps import CreateApp, DeleteApp, UpdateApp, check_deletable
+from commands.providers import DeleteResources
 from controller import keys
 from controller.handlers.common import dispatch, model, new_id, now, path_app
+from controller.handlers.providers import deprovision_app_resources
 from controller.http import empty_response, json_response, read_json
-from controller.providers import deprovision_exclusive_resources
+from projections.routes import current_domain
 
 
 async def create_app(request: web.Request) -> web.Response:
     doc = await read_json(request, "app")
-    domain = request.app[keys.SETTINGS].default_route_domain
+    # After a domain migration the log's domain wins over DEFAULT_ROUTE_DOMAIN.
+    domain = current_domain(model(request).state, request.app[keys.SETTINGS].default_route_domain)
     command = CreateApp.from_json(doc, new_id=new_id(), now=now(), route_id=new_id(), domain=domain)
     await dispatch(request, command)
     return json_response(model(request).encode(model(request).state.apps[command.id]))
@@ -39,6 +42,11 @@ async def update_app(request: web.Request) -> web.Response:
 async def delete_app(request: web.Request) -> web.Response:
     app = path_app(request)
     check_deletable(app)  # before any resource is deprovisioned
-    deprovisioned = await deprovision_exclusive_resources(request, app.id)
-    await dispatch(request, DeleteApp(app.id, now(), tuple(deprovisioned)))
+    deprovisioned = await deprovision_app_resources(request, app.id)  # 502 if one fails
+    try:
+        await dispatch(request, DeleteApp(app.id, now(), deprovisioned))
+    except Exception:
+        # Gone at their providers whatever became of the app (protected meanwhile, ...).
+        await dispatch(request, DeleteResources(deprovisioned, now()))
+        raise
     return empty_response()

@@ -1,3 +1,30 @@
-"""Deployments over HTTP."""
+"""Deployments over HTTP (Flynn: controller/deployment.go): create, get, list an app's."""
 
 from __future__ import annotations
+
+from aiohttp import web
+
+from commands.deployments import CreateDeployment
+from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.http import json_response, read_json
+from projections.deployments import app_deployments, deployment
+from projections.state import canonical_uuid
+
+
+async def create_deployment(request: web.Request) -> web.Response:
+    app = path_app(request)
+    release_id = str((await read_json(request, "deployment"))["id"]).lower()
+    command = CreateDeployment(new_id(), app.id, canonical_uuid(release_id) or release_id, now())
+    await dispatch(request, command)
+    # Pending, or complete at once when nothing ran (Flynn answers either with 200).
+    return json_response(model(request).encode(deployment(model(request).state, command.id)))
+
+
+async def get_deployment(request: web.Request) -> web.Response:
+    found_deployment = found(deployment(model(request).state, path_uuid(request, "id")))
+    return json_response(model(request).encode(found_deployment))
+
+
+async def list_app_deployments(request: web.Request) -> web.Response:
+    app, read_model = path_app(request), model(request)
+    return json_response(read_model.encode_list(app_deployments(read_model.state, app.id)))

@@ -6,9 +6,10 @@ from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
+from controller.broadcast import BROADCASTER
 from controller.handlers.common import model
 from controller.http import json_response
-from controller.sse import stream_events
+from controller.sse import open_stream, resume_position
 from eventstore.codec import envelope
 from eventstore.record import EventFilter
 from projections.state import canonical_uuid
@@ -44,7 +45,9 @@ def event_filter(request: web.Request) -> EventFilter:
             if app_id is None or app_id not in model(request).state.deleted_apps:
                 raise NotFoundError()
     types = tuple(t for t in request.query.get("object_types", "").split(",") if t)
-    return EventFilter(app_id=app_id, object_types=types, object_id=request.query.get("object_id") or None)
+    return EventFilter(
+        app_id=app_id, object_types=types, object_id=request.query.get("object_id") or None
+    )
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -52,6 +55,39 @@ async def events(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Accept") == "application/json":
         return await list_events(request)
     return await stream_events(request, event_filter(request))
+
+
+async def stream_events(request: web.Request, filter: EventFilter) -> web.StreamResponse:
+    """The stream: the replayed history (past, count, Last-Event-Id), then live events."""
+    after = await start_position(request, filter)
+    response = await open_stream(request)
+    await request.app[BROADCASTER].serve(response, after, filter, request.transport)
+    return response
+
+
+async def start_position(request: web.Request, filter: EventFilter) -> int:
+    """The id after which the stream starts, fixed before any byte is sent.
+
+    Flynn (controller/events.go): history is replayed when past=true or Last-Event-Id > 0,
+    from after Last-Event-Id (default 0), limited to the `count` most recent events; without
+    either, only live events. Anything committed after the head read here is streamed.
+    """
+    count = query_int(request, "count")
+    resume = resume_position(request)
+    past = request.query.get("past") == "true"
+    head = await request.app[keys.STORE].last_id()
+    if not (past or resume):
+        return head
+    since = resume or 0
+    if not count:
+        return since
+    recent = request.app[keys.STORE].read_backward(
+        since_id=since, before_id=head + 1, count=count, filter=filter
+    )
+    start = head
+    async for record in recent:  # newest first: the last one is the oldest to replay
+        start = record.id - 1
+    return start
 
 
 async def list_events(request: web.Request) -> web.Response:

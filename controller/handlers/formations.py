@@ -1,3 +1,118 @@
-"""Formations over HTTP."""
+"""Formations: PUT/GET/DELETE /apps/{app}/formations/{release}, GET /apps/{app}/formations,
+GET /formations (active ones, or the scheduler's stream) (Flynn: controller/formation.go)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from aiohttp import web
+
+from commands.errors import ValidationError
+from commands.formations import DeleteFormation, PutFormation
+from controller.handlers.common import dispatch, found, model, now, path_app, path_uuid
+from controller.http import empty_response, encode_json, json_response, read_json
+from controller.sse import data_frame, open_stream, pump
+from eventstore.objects import JSON, Formation
+from eventstore.timefmt import parse_time
+from projections.formations import (
+    SENTINEL,
+    FormationKey,
+    active_formations,
+    app_formations,
+    changed_formations,
+    expanded,
+    formations_since,
+    streamed,
+)
+from projections.memory import MemoryReadModel
+
+
+def _json_list(docs: list[JSON | None]) -> bytes:
+    return encode_json([doc for doc in docs if doc is not None])
+
+
+async def put_formation(request: web.Request) -> web.Response:
+    doc = await read_json(request, "formation")
+    app, release_id = path_app(request), path_uuid(request, "release")
+    await dispatch(
+        request, PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
+    )
+    return json_response(
+        encode_json(model(request).state.formations[(app.id, release_id)].to_json())
+    )
+
+
+async def get_formation(request: web.Request) -> web.Response:
+    app, release_id = path_app(request), path_uuid(request, "release")
+    state = model(request).state
+    formation = found(state.formation(app.id, release_id))
+    doc = (
+        expanded(state, formation) if request.query.get("expand") == "true" else formation.to_json()
+    )
+    return json_response(encode_json(found(doc)))
+
+
+async def list_app_formations(request: web.Request) -> web.Response:
+    formations = app_formations(model(request).state, path_app(request).id)
+    return json_response(encode_json([f.to_json() for f in formations]))
+
+
+async def delete_formation(request: web.Request) -> web.Response:
+    app, release_id = path_app(request), path_uuid(request, "release")
+    await dispatch(request, DeleteFormation(app.id, release_id, now()))
+    return empty_response()
+
+
+async def formations(request: web.Request) -> web.StreamResponse:
+    # Flynn: any Accept that mentions the stream type streams; otherwise only ?active=true.
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return await stream_formations(request)
+    if request.query.get("active") != "true":
+        raise ValidationError("", "must either request a stream or only active formations")
+    state = model(request).state
+    return json_response(_json_list([expanded(state, f) for f in active_formations(state)]))
+
+
+def _since(request: web.Request) -> datetime:
+    try:
+        return parse_time(request.query.get("since", ""))
+    except ValueError:
+        raise ValidationError("since", "must be an RFC 3339 time") from None
+
+
+async def stream_formations(request: web.Request) -> web.StreamResponse:
+    since, read_model = _since(request), model(request)
+    # Backlog and starting point are taken together, before the headers go out and with no
+    # await in between: a change folded after this is sent live, one folded before is in the
+    # backlog (or older than `since`), and none is sent twice.
+    seen: dict[FormationKey, Formation] = dict(read_model.state.formations)
+    generation = read_model.generation
+    backlog = [_frame(read_model, f) for f in formations_since(read_model.state, since)]
+    response = await open_stream(request)
+    await pump(
+        response,
+        _frames(read_model, [*backlog, data_frame(encode_json(SENTINEL))], seen, generation),
+    )
+    return response
+
+
+def _frame(read_model: MemoryReadModel, formation: Formation) -> bytes:
+    return data_frame(encode_json(streamed(read_model.state, formation)))
+
+
+async def _frames(
+    read_model: MemoryReadModel,
+    backlog: list[bytes],
+    seen: dict[FormationKey, Formation],
+    generation: int,
+) -> AsyncIterator[bytes]:
+    for frame in backlog:
+        yield frame
+    while True:
+        # A batch folded while frames were being written is caught by the generation check.
+        if read_model.generation == generation:
+            await read_model.changed()
+        generation = read_model.generation
+        for frame in [_frame(read_model, f) for f in changed_formations(read_model.state, seen)]:
+            yield frame

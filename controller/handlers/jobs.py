@@ -1,3 +1,62 @@
-"""Jobs over HTTP."""
+"""Jobs: POST/GET /apps/{app}/jobs, GET/PUT/DELETE /apps/{app}/jobs/{job}, GET /active-jobs
+(Flynn: controller/jobs.go)."""
 
 from __future__ import annotations
+
+from aiohttp import web
+
+from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
+from controller import keys
+from controller.handlers.common import dispatch, found, model, new_id, now, path_app
+from controller.http import empty_response, encode_json, json_response, read_json
+from eventstore.objects import JSON, Job
+from projections.jobs import active_jobs, app_jobs, find_job
+
+
+def _run_answer(job: Job) -> JSON:
+    """Flynn SEED answers {id, release, cmd}; HEAD adds uuid and host_id."""
+    doc: JSON = {"id": job.id, "uuid": job.uuid, "host_id": job.host_id, "release": job.release_id}
+    if job.cmd:
+        doc["cmd"] = list(job.cmd)
+    return doc
+
+
+async def run_job(request: web.Request) -> web.Response:
+    doc = await read_json(request, "new_job")
+    job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
+    await dispatch(
+        request, RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
+    )
+    return json_response(encode_json(_run_answer(model(request).state.jobs[job_id])))
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.encode_list(app_jobs(read_model.state, path_app(request).id)))
+
+
+async def get_job(request: web.Request) -> web.Response:
+    read_model = model(request)
+    job = find_job(read_model.state, path_app(request).id, request.match_info["job"])
+    return json_response(read_model.encode(found(job)))
+
+
+async def put_job(request: web.Request) -> web.Response:
+    doc = await read_json(request, "job")
+    command = PutJob.from_json(doc, app=request.match_info["app"], now=now())
+    await dispatch(request, command)
+    state = model(request).state
+    job = reported_job(state, command, report_app(state, command.app))
+    return json_response(model(request).encode(found(job)))
+
+
+async def kill_job(request: web.Request) -> web.Response:
+    await dispatch(request, KillJob(path_app(request).id, request.match_info["job"], now()))
+    return empty_response()
+
+
+async def list_active_jobs(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(
+        read_model.cached_list("active-jobs", lambda: active_jobs(read_model.state))
+    )

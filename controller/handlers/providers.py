@@ -1,3 +1,136 @@
-"""Providers over HTTP."""
+"""Providers and resources over HTTP (Flynn: controller/provider.go, controller/resource.go).
+
+Provisioning calls the provider before the command that records the resource; if the
+recording fails, the resource is deprovisioned again (Flynn leaks it: "TODO rollback").
+"""
 
 from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from commands.apps import exclusive_resources
+from commands.errors import UpstreamError
+from commands.providers import (
+    CreateProvider,
+    DeleteResource,
+    DeleteResources,
+    ProvisionResource,
+    PutResource,
+    resolve_apps,
+)
+from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.http import json_response, read_json
+from controller.providers import deprovision, deprovision_each, provision
+from eventstore.objects import Provider, Resource
+from projections.providers import app_resources, provider_resource, provider_resources, providers
+from projections.state import find_provider
+
+logger = logging.getLogger(__name__)
+
+
+def path_provider(request: web.Request) -> Provider:
+    """The provider named by `{provider}` (id or name), or a bare 404."""
+    provider: Provider = found(find_provider(model(request).state, request.match_info["provider"]))
+    return provider
+
+
+def path_resource(request: web.Request, provider: Provider) -> Resource:
+    resource_id = path_uuid(request, "resource")
+    resource: Resource = found(provider_resource(model(request).state, provider.id, resource_id))
+    return resource
+
+
+async def create_provider(request: web.Request) -> web.Response:
+    doc = await read_json(request, "provider")
+    command = CreateProvider.from_json(doc, new_id=new_id(), now=now())
+    await dispatch(request, command)
+    return json_response(model(request).encode(model(request).state.providers[command.id]))
+
+
+async def list_providers(request: web.Request) -> web.Response:
+    read_model = model(request)
+    return json_response(read_model.cached_list("providers", lambda: providers(read_model.state)))
+
+
+async def get_provider(request: web.Request) -> web.Response:
+    return json_response(model(request).encode(path_provider(request)))
+
+
+async def provision_resource(request: web.Request) -> web.Response:
+    doc = await read_json(request, "resource_req")
+    provider = path_provider(request)
+    # Unknown apps are refused before anything is provisioned.
+    apps = resolve_apps(model(request).state, doc.get("apps") or ())
+    external_id, env = await provision(request, provider, doc.get("config"))
+    command = ProvisionResource(new_id(), now(), provider.id, external_id, env, apps)
+    await _record_or_deprovision(request, command, provider)
+    return json_response(model(request).encode(model(request).state.resources[command.id]))
+
+
+async def _record_or_deprovision(
+    request: web.Request, command: ProvisionResource, provider: Provider
+) -> None:
+    try:
+        await dispatch(request, command)
+    except Exception:
+        # Not recorded (log unavailable, app deleted meanwhile, ...): give it back.
+        resource = Resource(command.id, provider.id, command.now, command.external_id)
+        try:
+            await deprovision(request, provider, resource)
+        except UpstreamError as exc:
+            # Nothing else knows about it any more: an operator has to.
+            logger.error("resource %s at %s leaked: %s", command.external_id, provider.name, exc)
+        raise
+
+
+async def put_resource(request: web.Request) -> web.Response:
+    doc = await read_json(request, "resource")
+    provider = path_provider(request)
+    command = PutResource.from_json(
+        doc, id=path_uuid(request, "resource"), provider_id=provider.id, now=now()
+    )
+    await dispatch(request, command)
+    return json_response(model(request).encode(model(request).state.resources[command.id]))
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    resources = provider_resources(model(request).state, path_provider(request).id)
+    return json_response(model(request).encode_list(resources))
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    return json_response(model(request).encode(path_resource(request, path_provider(request))))
+
+
+async def delete_resource(request: web.Request) -> web.Response:
+    provider = path_provider(request)
+    resource = path_resource(request, provider)
+    await deprovision(request, provider, resource)  # a failure leaves everything in place
+    await dispatch(request, DeleteResource(resource.id, now()))
+    return json_response(model(request).encode(resource))  # Flynn: the deleted resource
+
+
+async def list_app_resources(request: web.Request) -> web.Response:
+    app = path_app(request)
+    return json_response(model(request).encode_list(app_resources(model(request).state, app.id)))
+
+
+async def deprovision_app_resources(request: web.Request, app_id: str) -> tuple[str, ...]:
+    """Deprovision the resources only this app uses, for its deletion; returns their ids.
+
+    If a provider fails, the resources deprovisioned before it are recorded as deleted and
+    the request fails with a 502, leaving the app and the rest: a retry finishes the job.
+    Flynn's deletion job retries from scratch and deprovisions the first ones again.
+    """
+    state = model(request).state
+    resources = [state.resources[r] for r in exclusive_resources(state, app_id)]
+    done, failure = await deprovision_each(request, resources)
+    if failure is None:
+        return tuple(done)
+    await dispatch(request, DeleteResources(tuple(done), now()))
+    raise UpstreamError(
+        f"app deletion stopped: {failure.message} ({len(done)} of {len(resources)} resources "
+        "deprovisioned and deleted; retry to delete the rest and the app)"
+    )

@@ -1,0 +1,1 @@
+"""The replay tool: backups restored, state rebuilt and inspected from the log alone."""

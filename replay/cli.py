@@ -1,0 +1,216 @@
+"""`evenflow replay ...` (`python -m controller replay ...`): the replay tool's command line.
+
+Every command reads the log from the database (DATABASE_URL, or the embedded local one) or,
+with `--from FILE`, from a backup. Results go to stdout: JSON when stdout is not a terminal
+or with --json, else text. Progress and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
+import orjson
+
+from eventstore.objects import JSON
+from eventstore.postgres import PostgresEventStore
+from projections.sql import SqlReadModel
+from replay.archive import ArchiveError
+from replay.fold import rebuild
+from replay.history import app_events, find_app_id, history_text, timeline
+from replay.progress import Progress
+from replay.restore import RestoreError, rebuild_sql, restore
+from replay.source import ArchiveSource, LogSource
+from replay.verify import Service, verify_read_model, verify_service
+from replay.views import state_document, state_text
+
+#: Opens the database the commands work on; yields its DSN.
+Database = Callable[[], AbstractContextManager[str]]
+Command = Callable[[argparse.Namespace, str | None], Coroutine[Any, Any, int]]
+
+
+def moment(text: str) -> datetime:
+    """An RFC 3339 time; one without an offset is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def add_parser(commands: Any, database: Database) -> None:
+    """Add `replay` and its subcommands to the program's subparsers."""
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="JSON output, even on a terminal")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="read the log from this backup instead of the database",
+    )
+    replay = commands.add_parser(
+        "replay", help="restore, rebuild and inspect state from the log", description=__doc__
+    )
+    sub = replay.add_subparsers(dest="replay_command", required=True, metavar="COMMAND")
+    p = sub.add_parser("restore", parents=[output], help="load a backup into an empty database")
+    p.add_argument("file", help="the backup (.tar) to load")
+    p.add_argument("--force", action="store_true", help="replace the events the database holds")
+    p = sub.add_parser(
+        "verify",
+        parents=[output, source],
+        help="compare the log's state with the SQL read model and a service",
+    )
+    p.add_argument("--url", help="also compare the answers of the service at this URL")
+    p.add_argument("--key", default="", help="the service's auth key")
+    p = sub.add_parser("state", parents=[output, source], help="the state at a point of the log")
+    at = p.add_mutually_exclusive_group()
+    at.add_argument("--at", type=int, metavar="EVENT_ID", help="after this event")
+    at.add_argument("--at-time", type=moment, metavar="TIME", help="at this time (RFC 3339)")
+    p.add_argument("--app", metavar="NAME_OR_ID", help="only this app")
+    p = sub.add_parser("history", parents=[output, source], help="an app's timeline")
+    p.add_argument("--app", required=True, metavar="NAME_OR_ID")
+    sub.add_parser("rebuild-sql", parents=[output], help="rebuild the SQL read model from the log")
+    replay.set_defaults(func=lambda args: sys.exit(run(args, database)))
+
+
+def run(args: argparse.Namespace, database: Database) -> int:
+    """Run one replay command; returns the exit status (1: drift, 2: refused or failed)."""
+    command = COMMANDS[args.replay_command]
+    try:
+        if getattr(args, "from_file", None) and args.replay_command != "restore":
+            return asyncio.run(command(args, None))
+        with database() as dsn:
+            return asyncio.run(command(args, dsn))
+    except (ArchiveError, RestoreError, LookupError) as exc:
+        print(f"evenflow replay {args.replay_command}: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextlib.asynccontextmanager
+async def open_source(args: argparse.Namespace, dsn: str | None) -> AsyncIterator[LogSource]:
+    if args.from_file:
+        yield ArchiveSource(args.from_file)
+        return
+    assert dsn is not None
+    store = await PostgresEventStore.open(dsn, min_size=1, max_size=2)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str]) -> None:
+    if args.json or not sys.stdout.isatty():
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(text(doc))
+    sys.stdout.flush()
+
+
+def progress(label: str, source: LogSource) -> Progress:
+    total = source.manifest.event_count if isinstance(source, ArchiveSource) else None
+    return Progress(label, total)
+
+
+async def state_command(args: argparse.Namespace, dsn: str | None) -> int:
+    async with open_source(args, dsn) as source:
+        shown = progress("replaying", source)
+        rebuilt = await rebuild(source, until=args.at, at_time=args.at_time, progress=shown)
+        shown.done()
+    emit(args, await state_document(rebuilt, args.app), state_text)
+    return 0
+
+
+async def history_command(args: argparse.Namespace, dsn: str | None) -> int:
+    async with open_source(args, dsn) as source:
+        found = await find_app_id(source, args.app)
+        if found is None:
+            raise LookupError(f"no app {args.app!r} in the log")
+        app_id, name = found
+        entries = timeline(await app_events(source, app_id))
+    doc: JSON = {"app": {"id": app_id, "name": name}, "events": entries}
+    emit(args, doc, lambda d: history_text(app_id, name, d["events"]))
+    return 0
+
+
+async def verify_command(args: argparse.Namespace, dsn: str | None) -> int:
+    found: list[str] = []
+    notes: list[str] = []
+    async with open_source(args, dsn) as source:
+        if isinstance(source, PostgresEventStore):
+            try:
+                more, said = await verify_read_model(source, SqlReadModel(source.pool))
+                found, notes = found + more, notes + said
+            except asyncpg.UndefinedTableError:
+                notes.append("this database has no SQL read model yet")
+        elif not args.url:  # only the backup: reading it whole checks it, folding it too
+            await rebuild(source, progress=progress("checking", source))
+        if args.url:
+            more, said = await verify_service(source, Service(args.url, args.key))
+            found, notes = found + more, notes + said
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    doc = {"ok": not found, "differences": found, "notes": notes}
+    emit(args, doc, _verify_text)
+    return 1 if found else 0
+
+
+def _verify_text(doc: JSON) -> str:
+    if doc["ok"]:
+        return "ok: no drift\n"
+    listed = doc["differences"][:50]
+    more = len(doc["differences"]) - len(listed)
+    tail = [f"... and {more} more"] if more else []
+    return "\n".join([f"DRIFT: {len(doc['differences'])} differences", *listed, *tail]) + "\n"
+
+
+async def restore_command(args: argparse.Namespace, dsn: str | None) -> int:
+    assert dsn is not None
+    manifest = await restore(dsn, args.file, force=args.force, progress=Progress("restoring"))
+    doc = {
+        "restored_events": manifest.event_count,
+        "last_event_id": manifest.last_event_id,
+        "log_sha256": manifest.log_sha256,
+        "backup_created_at": manifest.created_at,
+    }
+    emit(
+        args,
+        doc,
+        lambda d: (
+            f"restored {d['restored_events']:,} events (up to event "
+            f"{d['last_event_id']}), sha256 {d['log_sha256']} verified\n"
+        ),
+    )
+    return 0
+
+
+async def rebuild_sql_command(args: argparse.Namespace, dsn: str | None) -> int:
+    assert dsn is not None
+    store = await PostgresEventStore.open(dsn, min_size=1, max_size=4)
+    try:
+        position = await rebuild_sql(store)
+    finally:
+        await store.close()
+    emit(
+        args,
+        {"sql_read_model_at": position},
+        lambda d: f"SQL read model rebuilt up to event {d['sql_read_model_at']}\n",
+    )
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "restore": restore_command,
+    "verify": verify_command,
+    "state": state_command,
+    "history": history_command,
+    "rebuild-sql": rebuild_sql_command,
+}

@@ -1,0 +1,41 @@
+"""Small helpers for the API tests of providers, resources, routes and domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.controller.provider_server import ProviderServer
+
+JSON_ACCEPT = {"Accept": "application/json"}
+
+
+async def events_of(client: TestClient, **query: str) -> list[dict[str, Any]]:
+    """GET /events as a list (newest first)."""
+    response = await client.get("/events", params=query, headers=JSON_ACCEPT)
+    assert response.status == 200
+    return await response.json()
+
+
+async def ok_json(response: Any, status: int = 200) -> Any:
+    """The body of a response that must have `status`."""
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+async def create_app(client: TestClient, name: str, **body: object) -> dict[str, Any]:
+    return await ok_json(await client.post("/apps", json={"name": name, **body}))
+
+
+async def create_provider(
+    client: TestClient, server: ProviderServer, name: str = "postgres"
+) -> dict[str, Any]:
+    return await ok_json(await client.post("/providers", json={"name": name, "url": server.url}))
+
+
+async def provision(
+    client: TestClient, provider: str, apps: list[str] | None = None, config: object = None
+) -> dict[str, Any]:
+    body = {"apps": apps, "config": config}
+    return await ok_json(await client.post(f"/providers/{provider}/resources", json=body))

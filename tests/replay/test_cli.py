@@ -1,0 +1,56 @@
+"""`python -m controller replay ... --from FILE`: JSON when piped, exit status 2 when refused."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.replay.scenario import run_cli
+
+
+async def backup_of(client: TestClient, tmp_path: Path) -> Path:
+    path = tmp_path / "b.tar"
+    path.write_bytes(await (await client.get("/backup")).read())
+    return path
+
+
+async def test_state_and_history_read_a_backup_and_print_json_when_piped(
+    client: TestClient, history: dict[str, Any], tmp_path: Path
+):
+    """No database needed: the backup is the log."""
+    path = await backup_of(client, tmp_path)
+    at = history["at"]["v1"]
+    code, out, err = await run_cli(
+        "replay", "state", "--from", str(path), "--at", str(at), "--app", "shop"
+    )
+    assert code == 0, err
+    (view,) = json.loads(out)["apps"]
+    assert view["app"]["release"] == history["releases"][0]["id"]
+    code, out, err = await run_cli("replay", "history", "--from", str(path), "--app", "shop")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["app"] == {"id": history["app"]["id"], "name": "shop"}
+    assert doc["events"][0]["summary"] == 'app "shop" created (strategy all-at-once)'
+
+
+async def test_verify_of_a_backup_checks_it_whole(
+    client: TestClient, history: dict[str, Any], tmp_path: Path
+):
+    """An intact backup verifies (exit 0); a damaged one is refused (exit 2) with the reason."""
+    path = await backup_of(client, tmp_path)
+    code, out, _ = await run_cli("replay", "verify", "--from", str(path))
+    assert code == 0 and json.loads(out)["ok"] is True
+    path.write_bytes(path.read_bytes().replace(b'"team":"a"', b'"team":"q"', 1))
+    code, _, err = await run_cli("replay", "verify", "--from", str(path))
+    assert code == 2 and "does not match" in err
+
+
+async def test_an_unknown_app_is_refused_with_a_message(
+    client: TestClient, history: dict[str, Any], tmp_path: Path
+):
+    """Exit status 2 and one line on stderr."""
+    path = await backup_of(client, tmp_path)
+    code, out, err = await run_cli("replay", "history", "--from", str(path), "--app", "ghost")
+    assert (code, out) == (2, "")
+    assert err.strip() == "evenflow replay history: no app 'ghost' in the log"
