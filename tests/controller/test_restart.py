@@ -1,13 +1,17 @@
 """A restart rebuilds every object from the log: all reads answer exactly as before."""
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from controller import keys
 from controller.app import create_app
 from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
+from projections.read_model import MemoryQueries
+from projections.sql import SqlReadModel
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 
 pytestmark = pytest.mark.postgres
@@ -27,6 +31,12 @@ async def build_history(client: TestClient) -> None:
     await client.put("/apps/alpha/release", json={"id": releases[1]["id"]})
     await client.put("/apps/beta/release", json={"id": releases[2]["id"]})
     await client.post("/apps/beta", json={"strategy": "one-by-one", "deploy_timeout": 90})
+    await client.put(f"/apps/alpha/formations/{releases[1]['id']}", json={"processes": {"web": 2}})
+    job = {"id": "host-00000000-0000-4000-8000-000000000001", "release": releases[1]["id"],
+           "type": "web", "state": "up"}
+    await client.put(f"/apps/alpha/jobs/{job['id']}", json=job)
+    await client.post("/apps/beta/routes", json={"type": "tcp", "service": "beta-db", "port": 0})
+    await client.post("/apps/beta/deploy", json={"id": releases[0]["id"]})
     await client.delete("/apps/gamma")
 
 
@@ -40,8 +50,14 @@ async def every_read(client: TestClient) -> dict[str, Any]:
         return await response.json() if response.status == 200 else None
 
     for app in await get("/apps"):
-        for suffix in ("", "/release", "/releases"):
+        for suffix in ("", "/release", "/releases", "/jobs", "/routes", "/resources"):
             await get(f"/apps/{app['id']}{suffix}")
+        for formation in await get(f"/apps/{app['id']}/formations"):
+            await get(f"/apps/{app['id']}/formations/{formation['release']}?expand=true")
+        for deployment in await get(f"/apps/{app['id']}/deployments"):
+            await get(f"/deployments/{deployment['id']}")
+    await get("/formations?active=true")
+    await get("/active-jobs")
     for release in await get("/releases"):
         await get(f"/releases/{release['id']}")
     for artifact in await get("/artifacts"):
@@ -66,8 +82,15 @@ async def test_every_read_is_identical_after_a_restart(aiohttp_client: Any, make
     store = await PostgresEventStore.open(dsn)
     second = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
     after = await every_read(second)
+    # The SQL read model, projected by the service, equals the fold in memory.
+    sql = SqlReadModel(store.pool)
+    async with asyncio.timeout(20):
+        while await sql.last_event_id() < await store.last_id():
+            await asyncio.sleep(0.02)
+    memory = MemoryQueries(second.app[keys.READ_MODEL])
+    assert await sql.snapshot() == await memory.snapshot()
     await second.close()
     await store.close()
 
-    assert len(before) > 20
+    assert len(before) > 40
     assert after == before
