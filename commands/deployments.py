@@ -26,7 +26,15 @@ from eventstore.events import (
     FormationScaled,
 )
 from eventstore.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, Deployment
-from projections.deployments import deadline, jobs_up, new_job_failures, scale, steps, targets
+from projections.deployments import (
+    RUNNING,
+    deadline,
+    jobs_up,
+    new_job_failures,
+    scale,
+    steps,
+    targets,
+)
 from projections.state import DeploymentProgress, State
 
 #: Flynn HEAD (worker/deployment): more new jobs than this going down while scaling up fails it.
@@ -114,14 +122,17 @@ class _View:
 
     @classmethod
     def of(cls, state: State, d: Deployment) -> _View:
-        def up(release: str | None) -> Counter[str]:
+        def up(release: str | None, states: frozenset[str]) -> Counter[str]:
             # Only the formation's types: a one-off job (no type) is nobody's to stop.
-            counts = jobs_up(state, d.app_id, release)
+            counts = jobs_up(state, d.app_id, release, states)
             return Counter({t: n for t, n in counts.items() if t in d.processes})
 
+        # A new job counts once it is up; an old one until it reports down (a job asked to
+        # stop may take its grace period to go).
         return cls(
             state, d, targets(state, d), scale(state, d.app_id, d.new_release_id),
-            scale(state, d.app_id, d.old_release_id), up(d.new_release_id), up(d.old_release_id),
+            scale(state, d.app_id, d.old_release_id), up(d.new_release_id, frozenset({"up"})),
+            up(d.old_release_id, RUNNING),
         )  # fmt: skip
 
     def ask(self, new: bool, processes: dict[str, int], counts: dict[str, int]) -> _Ask:

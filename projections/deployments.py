@@ -39,12 +39,18 @@ def scale(state: State, app_id: str, release_id: str | None) -> dict[str, int]:
     return dict(formation.processes or {}) if formation is not None else {}
 
 
-def jobs_up(state: State, app_id: str, release_id: str | None) -> Counter[str]:
-    """How many jobs of the release are up now, by process type (the scheduler's word)."""
+#: A job in these states still runs: asked to stop is not stopped until it reports `down`.
+RUNNING = frozenset({"starting", "up", "stopping"})
+
+
+def jobs_up(
+    state: State, app_id: str, release_id: str | None, states: frozenset[str] = frozenset({"up"})
+) -> Counter[str]:
+    """How many jobs of the release are in `states` now (default: up), by process type."""
     counts: Counter[str] = Counter()
     for job_id in state.app_jobs.get(app_id, {}):
         job = state.jobs[job_id]
-        if job.release_id == release_id and job.state == "up":
+        if job.release_id == release_id and job.state in states:
             counts[job.type] += 1
     return counts
 

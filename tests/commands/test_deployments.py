@@ -304,3 +304,27 @@ def test_an_unsupported_strategy_fails_cleanly():
     assert isinstance(failed, DeploymentStatusChanged) and failed.status == "failed"
     assert failed.error == 'deployment strategy "postgres" is not supported; nothing was changed'
     assert state.formation(APP, NEW) is None and state.apps[APP].release_id == OLD
+
+
+def test_an_old_job_that_is_stopping_still_counts_until_it_reports_down():
+    """The deployment completes only when the old release's jobs are down, not stopping."""
+    state = running_app(web=1)
+    deploy(state)
+    new_job = job(NEW, "web", "up")
+    old_job = next(j for j in state.jobs.values() if j.release_id == OLD)
+    for _ in range(10):  # take every step the deployment can take on its own
+        events = advance_deployment(state, AdvanceDeployment(DEP, T0))
+        if not events:
+            break
+        fold(state, events, T0)
+        if state.formation(APP, NEW) and new_job.id not in state.jobs:
+            fold(state, [JobStateChanged(new_job)], T0)
+    stopping = attrs.evolve(old_job, state="stopping")
+    fold(state, [JobStateChanged(stopping)], T0)
+    assert not any(
+        isinstance(e, DeploymentStatusChanged) and e.status == "complete"
+        for e in advance_deployment(state, AdvanceDeployment(DEP, T0))
+    )
+    fold(state, [JobStateChanged(attrs.evolve(old_job, state="down"))], T0)
+    decided = advance_deployment(state, AdvanceDeployment(DEP, T0))
+    assert [e.status for e in decided if isinstance(e, DeploymentStatusChanged)][-1] == "complete"
