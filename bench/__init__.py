@@ -97,10 +97,15 @@ def server() -> Iterator[tuple[str, str, int | None]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+_scratch_count = 0
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(admin_dsn: str) -> AsyncIterator[str]:
     """A fresh database on the server of `admin_dsn`, dropped afterwards; yields its DSN."""
-    name = f"evenflow_bench_{os.getpid()}"
+    global _scratch_count
+    _scratch_count += 1  # several may be open at once (the HTTP suite's services)
+    name = f"evenflow_bench_{os.getpid()}_{_scratch_count}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import replay, report, sse, store
+from bench import http, replay, report, sse, startup, store
+from bench.chart import write_chart
 
 Suite = Callable[[bool], tuple[list[report.Row], dict[str, Any]]]
 
 #: Every suite by name, in the order a plain `python -m bench` runs them.
-SUITES: dict[str, Suite] = {"store": store.run, "sse": sse.run, "replay": replay.run}
+SUITES: dict[str, Suite] = {
+    "store": store.run,
+    "http": http.run,
+    "sse": sse.run,
+    "replay": replay.run,
+    "startup": startup.run,
+}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -28,22 +36,58 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run_suite(name: str, quick: bool) -> list[report.Row]:
+    """One suite: its table on stderr as it ends, its results file."""
     started_at = datetime.now(UTC)
     meta = {"quick": quick, "environment": report.environment()}
     print(f"bench {name}{' (quick)' if quick else ''}", file=sys.stderr, flush=True)
     rows, suite_meta = SUITES[name](quick)
-    print()
-    report.print_table(rows)
+    print(file=sys.stderr)
+    report.print_table(rows, out=sys.stderr)
     path = report.write_results(name, rows, {**meta, **suite_meta}, started_at)
-    print(f"\nresults: {os.path.relpath(path)}")
+    print(f"\nresults: {os.path.relpath(path)}\n", file=sys.stderr, flush=True)
     return rows
+
+
+def print_noise(rows: Sequence[report.Row]) -> None:
+    """How much the repeated runs disagreed, and how busy the machine was meanwhile."""
+    spreads = sorted(row.spread.rel_stdev for row in rows if len(row.runs) > 1)
+    others = sorted(row.detail["others CPU %"] for row in rows if "others CPU %" in row.detail)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nnoise: load average now {load}", end="")
+    if spreads:
+        noisy = sum(rsd > 0.10 for rsd in spreads)
+        print(f"; run-to-run rsd median {statistics.median(spreads):.1%}, max {spreads[-1]:.1%}"
+              f" ({noisy} of {len(spreads)} figures above 10 %)", end="")  # fmt: skip
+    if others:
+        print(
+            "; CPU used besides the service and wrk during the HTTP runs (PostgreSQL's "
+            f"included): median {statistics.median(others):.0f} %, max {others[-1]:.0f} %"
+            " of one core",
+            end="",
+        )
+    print()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    missed = []
-    for name in args.only or list(SUITES):
-        missed += [row.figure for row in run_suite(name, args.quick) if row.ok is False]
+    started_at = datetime.now(UTC)
+    names = args.only or list(SUITES)
+    rows: list[report.Row] = []
+    for name in names:
+        rows += run_suite(name, args.quick)
+    # The one table of the whole run, then its files: every suite's rows together.
+    print(f"Evenflow benchmarks{' (quick)' if args.quick else ''}: {', '.join(names)}")
+    report.print_table(rows)
+    print_noise(rows)
+    meta = {"quick": args.quick, "suites": names, "environment": report.environment()}
+    path = report.write_results("bench", rows, meta, started_at)
+    print(f"\nresults: {os.path.relpath(path)}")
+    chart = write_chart(rows, started_at)
+    if chart is not None:
+        print(f"chart:   {os.path.relpath(chart)}")
+    else:
+        print("chart:   none (matplotlib is not installed: `make install` brings it)")
+    missed = [row.figure for row in rows if row.ok is False]
     if missed:
         print(f"\ntargets missed: {', '.join(missed)}", file=sys.stderr)
     return 1 if missed and args.strict else 0

@@ -59,7 +59,7 @@ class Plan:
 
 
 FULL = Plan(events=1_000_000, runs=2)
-QUICK = Plan(events=100_000, runs=1)
+QUICK = Plan(events=50_000, runs=1)
 APPS = 200
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REBUILD_TARGET = Target("value", ">=", 200_000)

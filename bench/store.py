@@ -40,7 +40,7 @@ class Plan:
 
 
 FULL = Plan(seconds=3.0, warmup=0.5, runs=3, read_events=1_000_000)
-QUICK = Plan(seconds=1.0, warmup=0.2, runs=2, read_events=100_000)
+QUICK = Plan(seconds=0.7, warmup=0.2, runs=1, read_events=50_000)
 
 # The shape of `events`, with a bigserial id and no index but the primary key.
 BASELINE_DDL = """

@@ -127,7 +127,8 @@ class Dispatcher:
     async def _process(self, batch: list[_Pending]) -> None:
         for _ in range(MAX_ATTEMPTS):
             outcomes = self._decide(batch)
-            new = [encode(e) for o in outcomes if isinstance(o, list) for e in o]
+            decided = [e for o in outcomes if isinstance(o, list) for e in o]
+            new = [encode(e) for e in decided]
             if not new:
                 _settle(batch, [o if isinstance(o, BaseException) else [] for o in outcomes])
                 return
@@ -137,10 +138,12 @@ class Dispatcher:
                 await self.model.catch_up(self.store)
                 continue
             except StoreUnavailableError as exc:
-                error = UnavailableError(f"the event log is unavailable: {exc}")
+                # Actionable (Flynn #3809 answered a failover with "Something went wrong").
+                error = UnavailableError(f"{exc}; the write was not acknowledged, retry it")
                 _settle(batch, [o if isinstance(o, BaseException) else error for o in outcomes])
                 return
-            self.model.apply_records(recorded)
+            # Folded from the events decided, not decoded again from the bytes just encoded.
+            self.model.apply_records(recorded, _recorded_events(decided, new, recorded))
             _settle(batch, _split(outcomes, new, recorded))
             return
         _settle(batch, ConflictError("the event log kept moving; retry", retry=True))
@@ -166,6 +169,19 @@ def _split(
                 position += 1
         results.append(mine)
     return results
+
+
+def _recorded_events(
+    decided: list[Event], new: list[NewEvent], recorded: list[RecordedEvent]
+) -> list[Event]:
+    """The decided event of each recorded one (the store skips duplicate unique ids)."""
+    events = []
+    position = 0
+    for event, encoded in zip(decided, new, strict=True):
+        if position < len(recorded) and _same(recorded[position], encoded):
+            events.append(event)
+            position += 1
+    return events
 
 
 def _same(record: RecordedEvent, event: NewEvent) -> bool:

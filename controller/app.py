@@ -10,20 +10,22 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from applog.store import MemoryLogStore
-
 from commands.dispatch import Dispatcher
 from controller import keys
 from controller.broadcast import broadcast_context, close_streams
 from controller.deployer import deployer_context
-from controller.middlewares import add_cors_headers, authenticate, cors, errors
+from controller.limits import limits_context, release_stream_slot
+from controller.middlewares import add_cors_headers, errors, guard
+from controller.openapi import build_on_startup
 from controller.projector import sql_projector_context
 from controller.providers import http_client_context
 from controller.routes import setup_routes
+from controller.scheduling import scheduling_context
 from controller.settings import Settings
+from controller.snapshots import initial_model, save_if_due
 from controller.validation import load_validators
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
-from projections.memory import MemoryReadModel
 from projections.runner import follow
 
 logger = logging.getLogger(__name__)
@@ -32,13 +34,16 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Application:
     """The service. With `store` given (tests) it is used as is and not closed."""
     app = web.Application(
-        middlewares=[cors, errors, authenticate], client_max_size=settings.max_body_size
+        # errors outermost: a preflight or an authentication raises nothing it would catch.
+        middlewares=[errors, guard, release_stream_slot],
+        client_max_size=settings.max_body_size,
     )
     app[keys.SETTINGS] = settings
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
     app.on_response_prepare.append(add_cors_headers)
+    app.on_startup.append(build_on_startup)  # GET /openapi.json, from the final route table
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
@@ -46,12 +51,14 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
             app[keys.STORE] = log
             yield
 
+    app.cleanup_ctx.append(limits_context)  # first: the fd limit is raised before any use
     app.cleanup_ctx.append(log_context)
     app.cleanup_ctx.append(_read_side)
     app.cleanup_ctx.append(http_client_context)
     app.cleanup_ctx.append(broadcast_context)
     app.cleanup_ctx.append(sql_projector_context)
     app.cleanup_ctx.append(deployer_context)
+    app.cleanup_ctx.append(scheduling_context)  # stops first: jobs keep running
     setup_routes(app)
     return app
 
@@ -71,9 +78,11 @@ async def _event_log(settings: Settings, given: EventStore | None) -> AsyncItera
 
 
 async def _read_side(app: web.Application) -> AsyncIterator[None]:
-    """Fold the log, then keep folding it; run the dispatcher on top."""
+    """Fold the log (from a snapshot, if any), then keep folding it; run the dispatcher on
+    top. At shutdown, write a new snapshot if one is due."""
     store = app[keys.STORE]
-    model = MemoryReadModel()
+    model = await initial_model(app[keys.SETTINGS], store)
+    since = model.last_id
     count = await model.catch_up(store)
     logger.info("read model at event %d (%d events folded)", model.last_id, count)
     dispatcher = Dispatcher(store, model)
@@ -86,6 +95,7 @@ async def _read_side(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await follower
     await dispatcher.stop()
+    await save_if_due(app[keys.SETTINGS], store, model, since)
 
 
 async def _watch(app: web.Application, name: str, work: object) -> None:

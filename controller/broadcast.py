@@ -1,8 +1,13 @@
 """One subscription to the log per process, fanned out to every event-stream client.
 
-The broadcaster follows the log (`store.subscribe`, from the head at start-up) and keeps a
-bounded window of the most recent events, each encoded once: its envelope inside its SSE
-frame. A client is a `Subscription`: a cursor (every event up to it has been served or did
+The broadcaster follows the log and keeps a bounded window of the most recent events, each
+encoded once: its envelope inside its SSE frame. In the service it shares the read model's
+subscription (the model hands it every batch it folds, the dispatcher's own appends at once,
+see MemoryReadModel.add_follower), and the window starts filled with the log's tail; on its
+own (`Broadcaster(store)`) it subscribes to the store from the head at start-up. The window
+also answers `GET /events` listings that it covers (`listing`).
+
+A client is a `Subscription`: a cursor (every event up to it has been served or did
 not match) and a filter. A client whose cursor lies inside the window is served from memory;
 one behind the window (a slow reader, or one replaying history) reads the log from the store
 page by page until it reaches the window again. No client has a buffer of its own and none
@@ -27,6 +32,7 @@ from aiohttp import web
 from controller import keys, sse
 from eventstore.record import EventFilter, RecordedEvent
 from eventstore.store import EventStore, StoreUnavailableError
+from projections.memory import MemoryReadModel
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +41,19 @@ WINDOW_EVENTS = 20_000
 WINDOW_BYTES = 32 * 1024 * 1024
 #: Events per write to one client (a client far behind inside the window catches up in steps).
 WRITE_EVENTS = 512
+#: ... and about this many bytes (one frame at least): what a stalled client can hold here.
+WRITE_BYTES = 256 * 1024
 #: Events per store read while a client catches up from behind the window.
 CATCH_UP_PAGE = 1_000
 #: Bytes of frames gathered before a write while catching up.
 CATCH_UP_WRITE_BYTES = 256 * 1024
 #: Seconds before a client catching up reads again when the log is unavailable.
 CATCH_UP_RETRY = 0.5
+#: Listing bodies kept (see Broadcaster.listing_body).
+LISTINGS_KEPT = 64
+#: Events of the log's tail put into the window at start-up: enough for recent listings
+#: and replays, little memory and start-up time (the window fills up as the log moves).
+PREFILL_EVENTS = 2_000
 #: Seconds streams get to end by themselves at shutdown before they are cancelled.
 SHUTDOWN_GRACE = 1.0
 #: Clients served per turn of the event loop during a fan-out.
@@ -81,8 +94,10 @@ class Broadcaster:
         *,
         window_events: int = WINDOW_EVENTS,
         window_bytes: int = WINDOW_BYTES,
+        model: MemoryReadModel | None = None,
     ) -> None:
         self.store = store
+        self.model = model
         self.window_events = window_events
         self.window_bytes = window_bytes
         # The window: parallel lists; entries before _start are evicted (compacted lazily).
@@ -101,14 +116,56 @@ class Broadcaster:
         self._stale = False  # news arrived since the current fan-out began
         self._waiting: set[Subscription] = set()
         self._clients: set[Subscription] = set()
+        # Listing bodies by query, for the head they were built at (see listing_body).
+        self._bodies: dict[tuple[object, ...], tuple[int, bytes]] = {}
         self._task: asyncio.Task[None] | None = None
 
     # -- following the log ---------------------------------------------------------------
 
     async def start(self) -> None:
         """Fix the starting head and follow the log from there."""
-        self.head = self.floor = await self.store.last_id()
-        self._task = asyncio.create_task(self._follow(), name="evenflow-broadcaster")
+        if self.model is None:
+            self.head = self.floor = await self.store.last_id()
+            self._task = asyncio.create_task(self._follow(), name="evenflow-broadcaster")
+            return
+        # No await between reading the model's position and following it: nothing is missed.
+        self.head = self.floor = self.model.last_id
+        self.model.add_follower(self)
+        await self._prefill()
+
+    async def _prefill(self) -> None:
+        """Put the log's tail (up to the starting head) into the window: listings and
+        replays of recent history are then served from memory from the start."""
+        head, wanted = self.floor, min(self.window_events, PREFILL_EVENTS)
+        if head == 0 or wanted <= 0:
+            return
+        try:
+            newest = [r async for r in self.store.read_backward(before_id=head + 1, count=wanted)]
+        except StoreUnavailableError as exc:
+            logger.warning("event stream window starts empty: %s", exc)
+            return
+        if not newest or newest[0].id != head:
+            return  # not the log the model folded (cannot happen): leave the window empty
+        newest.reverse()
+        frames = [sse.event_frame(record) for record in newest]
+        at = self._start  # everything in the window so far came after `head`
+        self._ids[at:at] = [record.id for record in newest]
+        self._records[at:at] = newest
+        self._frames[at:at] = frames
+        self._bytes += sum(len(frame) for frame in frames)
+        self.floor = 0 if len(newest) < wanted else newest[0].id - 1
+        self._evict()
+
+    # -- as a follower of the read model (projections.memory.Follower) --------------------
+
+    def applied(self, records: list[RecordedEvent]) -> None:
+        for record in records:
+            self._add(record)
+
+    def failed(self, error: BaseException) -> None:
+        logger.error("the event stream lost the log: %r", error)
+        self.failure = error
+        self._wake_all()
 
     async def _follow(self) -> None:
         try:
@@ -130,6 +187,16 @@ class Broadcaster:
         self._frames.append(frame)
         self._bytes += len(frame)
         self.head = record.id
+        self._evict()
+        # Records of one page arrive without a pause: serve the clients once for all of them.
+        # A fan-out in progress starts over with every waiting client when it ends.
+        self._stale = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _evict(self) -> None:
+        """Drop the oldest events beyond the window's bounds."""
         while len(self._ids) - self._start > self.window_events or self._bytes > self.window_bytes:
             self.floor = self._ids[self._start]
             self._bytes -= len(self._frames[self._start])
@@ -137,12 +204,6 @@ class Broadcaster:
         if self._start > max(1024, self.window_events // 2):
             del self._ids[: self._start], self._records[: self._start], self._frames[: self._start]
             self._start = 0
-        # Records of one page arrive without a pause: serve the clients once for all of them.
-        # A fan-out in progress starts over with every waiting client when it ends.
-        self._stale = True
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         """Serve the waiting clients that have news, a slice per turn of the event loop.
@@ -190,6 +251,62 @@ class Broadcaster:
         for sub in list(self._waiting):
             sub.wake()
 
+    # -- listings ------------------------------------------------------------------------
+
+    def listing(
+        self,
+        filter: EventFilter,
+        before_id: int | None = None,
+        since_id: int | None = None,
+        count: int | None = None,
+    ) -> list[memoryview] | None:
+        """The envelopes store.read_backward would give (newest first), from the window;
+        None when the window does not hold all of them (the caller reads the store)."""
+        if self.failure is not None or self.model is None:
+            return None  # only a window that moves with the read model is current enough
+        if count == 0:
+            return []
+        since = since_id or 0
+        ids, records, frames, start = self._ids, self._records, self._frames, self._start
+        i = len(ids) if before_id is None else bisect.bisect_left(ids, before_id, start)
+        matches = None if filter.is_all else filter.matches
+        found: list[int] = []
+        while i > start:
+            i -= 1
+            if ids[i] <= since:
+                break
+            if matches is None or matches(records[i]):
+                found.append(i)
+                if len(found) == count:
+                    break
+        else:
+            if since < self.floor:
+                return None  # older events may match: they are in the store only
+        # A frame is b"id: <id>\ndata: <envelope>\n\n": the envelope is a slice of it.
+        return [memoryview(frames[n])[len(b"id: \ndata: ") + len(str(ids[n])) : -2] for n in found]
+
+    def listing_body(
+        self,
+        filter: EventFilter,
+        before_id: int | None = None,
+        since_id: int | None = None,
+        count: int | None = None,
+    ) -> bytes | None:
+        """`listing` as a JSON array, kept until the log moves: dashboards poll the same
+        query, and building a 100-event body cost as much as sending it."""
+        key = (filter, before_id, since_id, count)
+        cached = self._bodies.get(key)
+        if cached is not None and cached[0] == self.head and self.failure is None:
+            return cached[1]
+        envelopes = self.listing(filter, before_id, since_id, count)
+        if envelopes is None:
+            return None
+        body = b"[" + b",".join(envelopes) + b"]"
+        if len(self._bodies) >= LISTINGS_KEPT:
+            self._bodies.clear()
+        self._bodies[key] = (self.head, body)
+        return body
+
     # -- serving one client --------------------------------------------------------------
 
     def collect(self, sub: Subscription, limit: int = WRITE_EVENTS) -> bytes | None:
@@ -205,14 +322,30 @@ class Broadcaster:
         if i >= end:
             sub.cursor = max(sub.cursor, self.head)
             return b""
-        if sub.filter.is_all:
-            chunk = b"".join(self._frames[i:end])
-        else:
-            matches = sub.filter.matches
-            pairs = zip(self._records[i:end], self._frames[i:end], strict=True)
-            chunk = b"".join([frame for record, frame in pairs if matches(record)])
+        chunk = self._chunk(sub, i, end)
+        if len(chunk) > WRITE_BYTES and end - i > 1:
+            # Large frames: fewer per write, so that a client that stopped reading holds
+            # about WRITE_BYTES in the service, not WRITE_EVENTS large frames.
+            end = self._end_within_bytes(i, end)
+            chunk = self._chunk(sub, i, end)
         sub.cursor = ids[end - 1]
         return chunk
+
+    def _chunk(self, sub: Subscription, i: int, end: int) -> bytes:
+        if sub.filter.is_all:
+            return b"".join(self._frames[i:end])
+        matches = sub.filter.matches
+        pairs = zip(self._records[i:end], self._frames[i:end], strict=True)
+        return b"".join([frame for record, frame in pairs if matches(record)])
+
+    def _end_within_bytes(self, i: int, end: int) -> int:
+        """The end of the longest run of frames from `i` (one at least) within WRITE_BYTES."""
+        size = 0
+        for n in range(i, end):
+            size += len(self._frames[n])
+            if size > WRITE_BYTES and n > i:
+                return n
+        return end
 
     async def catch_up(self, sub: Subscription, write: Write) -> bool:
         """Serve the client from the store, up to the head seen now; True if it wrote."""
@@ -339,6 +472,8 @@ class Broadcaster:
                 task.cancel()
 
     async def stop(self) -> None:
+        if self.model is not None:
+            self.model.remove_follower(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -349,17 +484,14 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 
 
 async def broadcast_context(app: web.Application) -> AsyncIterator[None]:
-    """Start following the log for the event streams; stop at cleanup."""
-    broadcaster = Broadcaster(app[keys.STORE])
+    """Follow the read model's log for the event streams; stop at cleanup.
+
+    A failure of the model's subscription ends the streams with an error frame; the read
+    model's own health entry reports it.
+    """
+    broadcaster = Broadcaster(app[keys.STORE], model=app[keys.READ_MODEL])
     await broadcaster.start()
     app[BROADCASTER] = broadcaster
-
-    def failed(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            app[keys.HEALTH]["event_stream"] = f"failed: {task.exception()!r}"
-
-    assert broadcaster._task is not None
-    broadcaster._task.add_done_callback(failed)
     yield
     await broadcaster.close(grace=0)
     await broadcaster.stop()

@@ -9,21 +9,21 @@ from aiohttp import web
 
 from commands.errors import JSONSyntaxError
 from controller import keys
+from controller.limits import check_content_type, decode_body
 
 
 async def read_json(request: web.Request, schema: str) -> Any:
     """The request body decoded and validated against `schema`.
 
     An empty body or one that is not JSON is a syntax_error (Flynn answers an empty body
-    with a 500), a body that breaks the schema a validation_error.
+    with a 500), a body that breaks the schema a validation_error; so is a wrong
+    Content-Type, a body nested too deep or one repeating a key (see controller.limits).
     """
+    check_content_type(request)
     body = await request.read()
     if not body.strip():
         raise JSONSyntaxError()
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise JSONSyntaxError() from None
+    doc = decode_body(body)
     request.app[keys.SCHEMAS].validate(schema, doc)
     return doc
 

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from commands.errors import UpstreamError
 from controller import keys
+from controller.limits import refuse_own_address
 from eventstore.objects import Provider, Resource
 
 logger = logging.getLogger(__name__)
@@ -37,10 +38,16 @@ async def http_client_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _call(request: web.Request, method: str, url: str, body: bytes | None = None) -> bytes:
+    await refuse_own_address(request, url)
     session = request.app[HTTP_CLIENT]
+    # Only these headers: never the client's, never our key.
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     try:
-        async with session.request(method, url, data=body, headers=headers) as response:
+        # No redirects: a provider must answer itself, not send us elsewhere (around the
+        # check above, or to anything else this machine can reach).
+        async with session.request(
+            method, url, data=body, headers=headers, allow_redirects=False
+        ) as response:
             payload = await _read_limited(response, url)
     except TimeoutError as exc:
         seconds = request.app[keys.SETTINGS].provider_timeout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from controller import openapi
 from controller.handlers import (
     apps,
     backup,
@@ -25,6 +26,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/ping", status.ping)
     r.add_get("/.well-known/status", status.status)
     r.add_get("/ca-cert", status.ca_cert)
+    r.add_get("/openapi.json", openapi.openapi_json)
 
     r.add_post("/apps", apps.create_app)
     r.add_get("/apps", apps.list_apps)

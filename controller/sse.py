@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from commands.errors import ValidationError
+from controller.limits import claim_stream_slot
 from eventstore.codec import envelope
 from eventstore.record import RecordedEvent
 
@@ -95,7 +96,11 @@ def end_streams(app: web.Application) -> None:
 
 
 async def open_stream(request: web.Request) -> web.StreamResponse:
-    """Send the stream's headers now: clients wait for them before acting (Flynn's CLI)."""
+    """Send the stream's headers now: clients wait for them before acting (Flynn's CLI).
+
+    Past MAX_STREAMS open streams, a 503 instead (raised before any byte is sent).
+    """
+    claim_stream_slot(request)
     response = web.StreamResponse(headers=SSE_HEADERS)
     if request.version >= (1, 1):
         # What aiohttp does anyway for an HTTP/1.1 body of unknown length; said explicitly,

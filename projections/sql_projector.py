@@ -24,11 +24,20 @@ class SqlProjector:
     """
 
     def __init__(
-        self, store: EventStore, model: SqlReadModel, *, batch_size: int = BATCH_SIZE
+        self,
+        store: EventStore,
+        model: SqlReadModel,
+        *,
+        batch_size: int = BATCH_SIZE,
+        pace: float = 0.0,
     ) -> None:
         self.store = store
         self.model = model
         self.batch_size = batch_size
+        # Seconds to wait after a batch that was not full: the next one gathers what is
+        # appended meanwhile, so that a busy log costs a transaction (and a WAL flush) per
+        # `pace` seconds rather than per append.
+        self.pace = pace
         self.applied = 0  # events this projector applied itself
 
     async def catch_up(self) -> int:
@@ -64,6 +73,8 @@ class SqlProjector:
                         position, applied = await self.model.apply_batch(cursor, batch)
                         self.applied += applied
                         cursor = batch[-1][0].id
+                        if self.pace and len(batch) < self.batch_size:
+                            await asyncio.sleep(self.pace)
                 return position
             except PositionMovedBackError as moved:
                 position = moved.position

@@ -12,6 +12,7 @@ from applog.store import LINES_PER_APP, LogLine, LogQuery
 from commands.errors import ValidationError
 from controller import keys
 from controller.handlers.common import path_app
+from controller.limits import claim_stream_slot
 from controller.sse import data_frame, open_stream, pump
 
 EOF_FRAME = data_frame(b'{"event":"eof"}')
@@ -72,6 +73,7 @@ async def _stream_sse(
 
 
 async def _stream_ndjson(request: web.Request, lines: AsyncIterator[LogLine]) -> web.StreamResponse:
+    claim_stream_slot(request)  # a followed log never ends: it counts as a stream
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
     await response.prepare(request)  # headers go out at once, as Flynn flushes them
     async for line in lines:

@@ -36,7 +36,7 @@ def check_certificate(cert: str, key: str) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_verify_locations(cadata=cert)
-    except (ssl.SSLError, ValueError):
+    except (ssl.SSLError, ValueError, TypeError):  # TypeError: not ASCII
         raise ValidationError("", "Certificate invalid: tls_cert is not PEM") from None
     with tempfile.TemporaryDirectory(prefix="evenflow-tls-") as directory:
         cert_file, key_file = Path(directory, "cert.pem"), Path(directory, "key.pem")

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from aiohttp import web
 
 from commands.errors import NotFoundError
 from controller import keys
 from controller.settings import EVENFLOW_VERSION, FLYNN_VERSION
+from eventstore.store import EventStore, StoreUnavailableError
 
 
 async def ping(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+#: Seconds the status check waits for the log's database before calling it unhealthy.
+DATABASE_CHECK_TIMEOUT = 2.0
+
+
 async def status(request: web.Request) -> web.Response:
     """Flynn's status document; unhealthy (500) when the log or a background task is down."""
     problems = {name: problem for name, problem in request.app[keys.HEALTH].items() if problem}
+    if problem := await _database_problem(request.app[keys.STORE]):
+        problems["database"] = problem
     healthy = not problems
     data: dict[str, object] = {
         "status": "healthy" if healthy else "unhealthy",
@@ -36,3 +45,16 @@ async def ca_cert(request: web.Request) -> web.Response:
     if not pem:
         raise NotFoundError()
     return web.Response(body=pem.encode(), headers={"Content-Type": "application/x-x509-ca-cert"})
+
+
+async def _database_problem(store: EventStore) -> str:
+    """What is wrong with the log's database: nothing ("") when it answers a query within
+    DATABASE_CHECK_TIMEOUT (Flynn's status pings its database too)."""
+    try:
+        async with asyncio.timeout(DATABASE_CHECK_TIMEOUT):
+            await store.last_id()
+    except TimeoutError:
+        return f"the event log did not answer within {DATABASE_CHECK_TIMEOUT:g}s"
+    except StoreUnavailableError as exc:
+        return str(exc)
+    return ""

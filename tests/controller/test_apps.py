@@ -70,7 +70,9 @@ async def test_duplicate_name_is_409_object_exists(client: TestClient):
 async def test_invalid_name_gives_flynns_validation_message(client: TestClient):
     """An invalid name is 400 with exactly the error document Flynn was recorded sending."""
     recorded = RECORDED["app_create_error"]
-    response = await client.post("/apps", data=recorded["request"]["body"])
+    response = await client.post(
+        "/apps", data=recorded["request"]["body"], headers={"Content-Type": "application/json"}
+    )
     assert response.status == 400
     assert await response.json() == json.loads(recorded["response"]["body"])
 

@@ -89,7 +89,8 @@ async def test_oversized_bodies_are_413_with_an_error_document(aiohttp_client, s
     from controller.app import create_app
 
     client = await aiohttp_client(create_app(Settings(auth_keys=("k",), max_body_size=1024), store=store))
-    response = await client.post("/apps", data=b"{" + b" " * 2048 + b"}", headers=basic("k"))
+    headers = basic("k") | {"Content-Type": "application/json"}
+    response = await client.post("/apps", data=b"{" + b" " * 2048 + b"}", headers=headers)
     assert response.status == 413
     body = await response.json()
     assert body["code"] == "request_body_too_big" and body["retry"] is False

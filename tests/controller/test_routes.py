@@ -36,7 +36,11 @@ async def test_create_route_answers_flynns_route_and_records_a_route_event(clien
     """The CLI's body (zero created_at) gives the recorded route, path "/" filled in."""
     await create_app(client, "my-app", id=APP_ID)
     recorded = RECORDED["route_create"]
-    response = await client.post(f"/apps/{APP_ID}/routes", data=recorded["request"]["body"])
+    response = await client.post(
+        f"/apps/{APP_ID}/routes",
+        data=recorded["request"]["body"],
+        headers={"Content-Type": "application/json"},
+    )
     route = await ok_json(response)
     expected = json.loads(recorded["response"]["body"])
     times = {

@@ -1,0 +1,92 @@
+"""What a host runs for a job: its command, environment, artifact, ports and limits.
+
+A formation job runs its process type's `entrypoint` + `cmd` (HEAD's `args` when both are
+empty) with env = release env + process env + Flynn's FLYNN_* variables. A one-off job runs
+its own `entrypoint` + `cmd` with the env RunJob recorded (FLYNN_*, the release env when asked
+for, the request's env). Limits are the process type's resource limits (Flynn's defaults for
+one-off jobs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commands.releases import DEFAULT_RESOURCES
+from eventstore.objects import Artifact, Job
+from host.interface import JobSpec
+from projections.state import State
+from scheduler.desired import Slot
+
+
+class SpecError(Exception):
+    """The job cannot be described to a host (its release or artifact is gone)."""
+
+
+def job_meta(state: State, slot: Slot) -> dict[str, str]:
+    """Flynn's controller metadata of a formation job."""
+    app_id, release_id, process_type = slot
+    app = state.apps.get(app_id) or state.deleted_apps.get(app_id)
+    return {
+        "flynn-controller.app": app_id,
+        "flynn-controller.app_name": app.name if app is not None else "",
+        "flynn-controller.release": release_id,
+        "flynn-controller.type": process_type,
+    }
+
+
+def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
+    app_id, release_id, process_type = slot
+    release = state.releases.get(release_id)
+    if release is None:
+        raise SpecError(f"release {release_id} not found")
+    process: dict[str, Any] = release.processes.get(process_type) or {}
+    argv = [*(process.get("entrypoint") or ()), *(process.get("cmd") or ())]
+    env = dict(release.env) | dict(process.get("env") or {})
+    env |= {
+        "FLYNN_APP_ID": app_id,
+        "FLYNN_RELEASE_ID": release_id,
+        "FLYNN_PROCESS_TYPE": process_type,
+        "FLYNN_JOB_ID": job_id,
+    }
+    return JobSpec(
+        job_id=job_id,
+        app_id=app_id,
+        release_id=release_id,
+        process_type=process_type,
+        argv=tuple(argv or process.get("args") or ()),
+        env=env,
+        artifact=_artifact(state, release.artifact_id),
+        ports=len(process.get("ports") or ()),
+        limits=_limits(process.get("resources") or DEFAULT_RESOURCES),
+    )
+
+
+def one_off_spec(state: State, job: Job) -> JobSpec:
+    release = state.releases.get(job.release_id)
+    if release is None:
+        raise SpecError(f"release {job.release_id} not found")
+    return JobSpec(
+        job_id=job.id,
+        app_id=job.app_id,
+        release_id=job.release_id,
+        process_type="",
+        argv=(*job.entrypoint, *job.cmd),
+        env=dict(job.env),
+        artifact=_artifact(state, release.artifact_id),
+        limits=_limits(DEFAULT_RESOURCES),
+    )
+
+
+def _artifact(state: State, artifact_id: str | None) -> Artifact:
+    artifact = state.artifacts.get(artifact_id or "")
+    if artifact is None:
+        raise SpecError(f"artifact {artifact_id} not found")
+    return artifact
+
+
+def _limits(resources: dict[str, Any]) -> dict[str, int]:
+    return {
+        name: int(spec["limit"])
+        for name, spec in resources.items()
+        if isinstance(spec, dict) and isinstance(spec.get("limit"), int)
+    }

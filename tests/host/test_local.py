@@ -1,0 +1,234 @@
+"""The local host running real processes: commands, env, ports, logs, limits, stop, recovery."""
+
+import asyncio
+import io
+import os
+import tarfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from applog.store import LogQuery, MemoryLogStore
+from eventstore.objects import Artifact
+from host.interface import HostEvent, JobSpec
+from host.local import LocalHost
+from tests.host.machine import WEB_PY, group, make_artifact, reachable_dir, running
+
+APP = "00000000-0000-4000-8000-000000000001"
+AS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    with reachable_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def logs() -> MemoryLogStore:
+    return MemoryLogStore()
+
+
+def new_host(root: Path, logs: MemoryLogStore, **options: float) -> LocalHost:
+    settings = {"stop_grace": 1.0, "up_timeout": 5.0, "poll_interval": 0.02} | options
+    return LocalHost("h1", root / "host", logs, **settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def host(root: Path, logs: MemoryLogStore) -> AsyncIterator[LocalHost]:
+    h = new_host(root, logs)
+    await h.recover()
+    yield h
+    await h.close()
+
+
+def artifact(path: Path | str, type_: str = "file") -> Artifact:
+    uri = path.as_uri() if isinstance(path, Path) else path
+    return Artifact("a1", type_, uri, datetime.now(UTC))
+
+
+def spec(job_id: str, source: Artifact, *argv: str, ports: int = 0, **limits: int) -> JobSpec:
+    env = {"FLYNN_JOB_ID": job_id, "GREETING": "hi"}
+    return JobSpec(job_id, APP, "r1", "web" if ports else "", argv, env, source, ports, limits)
+
+
+_early: dict[int, list[HostEvent]] = {}  # events of other jobs, seen while waiting for one
+
+
+async def next_event(host: LocalHost, job_id: str, timeout: float = 10) -> HostEvent:
+    """The host's next event about `job_id` (events of other jobs are kept for later)."""
+    early = _early.setdefault(id(host), [])
+    for event in early:
+        if event.job_id == job_id:
+            early.remove(event)
+            return event
+    async with asyncio.timeout(timeout):
+        async for event in host.events():
+            if event.job_id == job_id:
+                return event
+            early.append(event)
+    raise AssertionError("no event")
+
+
+async def ended(host: LocalHost, job_id: str) -> HostEvent:
+    """The job's `exited` event (an `up` before it is skipped)."""
+    while (event := await next_event(host, job_id)).kind != "exited":
+        pass
+    return event
+
+
+def lines(logs: MemoryLogStore, job_id: str) -> list[tuple[str, str]]:
+    found, _ = logs.recent(APP, None, LogQuery(job_id=job_id))
+    return [(line.stream, line.msg) for line in found]
+
+
+async def test_a_job_runs_with_its_env_and_its_output_is_logged_line_by_line(
+    host: LocalHost, root: Path, logs: MemoryLogStore
+):
+    """stdout and stderr lines reach the app log with job, stream and host; the job sees its env."""
+    source = artifact(make_artifact(root))
+    script = 'echo "$GREETING from $FLYNN_JOB_ID in $(basename $PWD)"; echo oops >&2; printf last'
+    await host.start(spec("h1-a", source, "sh", "-c", script))
+    assert (await next_event(host, "h1-a")).kind == "up"
+    end = await next_event(host, "h1-a")
+    assert (end.kind, end.exit_status, end.error, end.started) == ("exited", 0, "", True)
+    assert sorted(lines(logs, "h1-a")) == [
+        ("stderr", "oops"), ("stdout", "hi from h1-a in work"), ("stdout", "last"),
+    ]  # fmt: skip
+    (first, *_), _ = logs.recent(APP, 1, LogQuery(job_id="h1-a"))
+    assert (first.host_id, first.process_type) == ("h1", "")
+
+
+async def test_a_job_with_a_port_is_up_once_the_port_accepts_connections(
+    host: LocalHost, root: Path, logs: MemoryLogStore
+):
+    """PORT is allocated; `up` comes once the server listens, and it serves."""
+    source = artifact(make_artifact(root, **{"web.py": WEB_PY}))
+    await host.start(spec("h1-web", source, "python3", "web.py", ports=1))
+    assert (await next_event(host, "h1-web")).kind == "up"
+    (_, msg), *_ = lines(logs, "h1-web") or [("", "")]
+    port = int(msg.rsplit(" ", 1)[1])
+    body = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
+    )
+    assert body == b"hello from h1-web\n"
+    await host.stop("h1-web")
+    end = await next_event(host, "h1-web")
+    assert (end.kind, end.exit_status) == ("exited", 143)
+
+
+async def test_a_port_that_never_opens_ends_the_job_with_a_host_error(
+    root: Path, logs: MemoryLogStore
+):
+    """No connection within up_timeout: the job is stopped and its exit says why."""
+    host = new_host(root, logs, up_timeout=0.3)
+    await host.recover()
+    try:
+        await host.start(spec("h1-deaf", artifact(make_artifact(root)), "sleep", "60", ports=1))
+        end = await next_event(host, "h1-deaf")
+    finally:
+        await host.close()
+    assert end.kind == "exited" and end.started
+    assert "did not accept connections within 0.3 s" in end.error
+
+
+async def test_stopping_kills_the_whole_process_tree(host: LocalHost, root: Path):
+    """SIGTERM reaches every process of the job; one ignoring it is killed after the grace."""
+    source = artifact(make_artifact(root))
+    await host.start(spec("h1-tree", source, "sh", "-c", "trap '' TERM; sleep 60 & sleep 60; wait"))
+    assert (await next_event(host, "h1-tree")).kind == "up"
+    pgid = running(root / "host")["h1-tree"]
+    async with asyncio.timeout(10):
+        while len(group(pgid)) < 4:  # the shim, sh and two sleeps
+            await asyncio.sleep(0.01)
+    await host.stop("h1-tree")
+    end = await next_event(host, "h1-tree")
+    assert end.kind == "exited" and end.error == ""
+    assert group(pgid) == []
+
+
+async def test_artifacts_other_than_local_files_are_refused_with_a_host_error(host: LocalHost):
+    """A docker artifact, or a file artifact that is not local, fails with a clear error."""
+    await host.start(spec("h1-d", artifact("https://example.com/i", "docker"), "true"))
+    await host.start(spec("h1-h", artifact("https://example.com/slug.tgz"), "true"))
+    await host.start(spec("h1-m", artifact("file:///no/such/dir"), "true"))
+    errors = {}
+    for job_id in ("h1-d", "h1-h", "h1-m"):
+        event = await next_event(host, job_id)
+        assert (event.kind, event.started) == ("exited", False)
+        errors[job_id] = event.error
+    assert "only artifacts of type file, not 'docker'" in errors["h1-d"]
+    assert "a local path or a file:// URI" in errors["h1-h"]
+    assert "does not exist" in errors["h1-m"]
+
+
+async def test_a_tarball_artifact_becomes_the_working_tree(
+    host: LocalHost, root: Path, logs: MemoryLogStore
+):
+    """A .tar.gz file artifact is unpacked into the job's working directory."""
+    data = b"from the tarball\n"
+    tarball = root / "app.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        info = tarfile.TarInfo("data/hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    await host.start(spec("h1-tar", artifact(tarball), "cat", "data/hello.txt"))
+    assert (await next_event(host, "h1-tar")).kind == "up"
+    assert (await next_event(host, "h1-tar")).exit_status == 0
+    assert lines(logs, "h1-tar") == [("stdout", "from the tarball")]
+
+
+async def test_a_command_that_cannot_run_is_a_start_failure(host: LocalHost, root: Path):
+    """An unknown command never starts: exited, not started, with the reason."""
+    await host.start(spec("h1-x", artifact(make_artifact(root)), "no-such-command"))
+    event = await next_event(host, "h1-x")
+    assert (event.kind, event.started) == ("exited", False)
+    assert event.error == "no-such-command: command not found"
+
+
+async def test_resource_limits_and_the_job_user_apply(
+    host: LocalHost, root: Path, logs: MemoryLogStore
+):
+    """max_fd and memory become RLIMIT_NOFILE and RLIMIT_AS; as root, jobs run as nobody."""
+    script = "ulimit -n; ulimit -v; id -u"
+    await host.start(spec("h1-l", artifact(make_artifact(root)), "sh", "-c", script,
+                          max_fd=321, memory=512 * 1024 * 1024))  # fmt: skip
+    await next_event(host, "h1-l")
+    assert (await next_event(host, "h1-l")).exit_status == 0
+    nofile, virtual_kib, uid = (msg for _, msg in lines(logs, "h1-l"))
+    assert (nofile, virtual_kib) == ("321", str(512 * 1024))
+    assert int(uid) == (65534 if AS_ROOT else os.getuid())
+
+
+async def test_a_new_host_recovers_running_jobs_and_learns_how_the_others_ended(
+    root: Path, logs: MemoryLogStore
+):
+    """Closing a host leaves its jobs running; a host on the same state directory finds them:
+    still-running ones come up again, one that ended meanwhile reports its exit status."""
+    first = new_host(root, logs)
+    await first.recover()
+    source = artifact(make_artifact(root))
+    await first.start(spec("h1-long", source, "sleep", "60"))
+    await first.start(spec("h1-short", source, "sh", "-c", "sleep 0.5; exit 7"))
+    for job_id in ("h1-long", "h1-short"):
+        assert (await next_event(first, job_id)).kind == "up"
+    await first.close()
+    deadline = time.monotonic() + 10
+    while "h1-short" in running(root / "host") and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    second = new_host(root, logs)
+    try:
+        assert sorted(await second.recover()) == ["h1-long", "h1-short"]
+        assert (await ended(second, "h1-short")).exit_status == 7
+        assert (await next_event(second, "h1-long")).kind == "up"
+        await second.stop("h1-long")
+        assert (await next_event(second, "h1-long")).kind == "exited"
+        await second.forget("h1-long")
+    finally:
+        await second.close()
+    assert running(root / "host") == {}
+    assert not (root / "host" / "jobs" / "h1-long").exists()

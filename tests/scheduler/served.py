@@ -1,0 +1,65 @@
+"""`python -m controller serve` in a process of its own, with its default scheduler."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "served-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    """The service on `database`, keeping its data (and the local host's state) in `data_dir`."""
+
+    def __init__(self, database: str, data_dir: Path, output: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = output
+        unset = ("SCHEDULER", "PORT", "HOST", "AUTH_KEY", "DATABASE_URL")
+        env = {k: v for k, v in os.environ.items() if k not in unset} | {
+            "DATABASE_URL": database,
+            "AUTH_KEY": KEY,
+            "EVENFLOW_DATA_DIR": str(data_dir),
+            "JOB_STOP_GRACE": "2",
+            "LOG_LEVEL": "INFO",
+        }
+        args = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port)]  # fmt: skip
+        with output.open("ab") as out:
+            self.proc = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self._wait_listening()
+
+    def _wait_listening(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log()
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the service did not listen\n{self.log()}")
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+
+    def kill(self) -> None:
+        """kill -9: no clean-up of any kind."""
+        self.proc.kill()
+        self.proc.wait(15)

@@ -1,0 +1,250 @@
+"""The service with SCHEDULER=local: real processes on this machine, driven through the API."""
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from aiohttp.test_utils import TestClient
+
+from controller import keys
+from controller.app import create_app
+from controller.scheduling import SCHEDULING
+from controller.settings import Settings
+from eventstore.codec import encode
+from eventstore.events import FormationScaled
+from eventstore.memory import InMemoryEventStore
+from eventstore.postgres import PostgresEventStore
+from eventstore.store import EventStore
+from eventstore.timefmt import parse_time
+from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
+from tests.host.machine import WEB_PY, make_artifact, reachable_dir, running
+
+WORKER = "while true; do echo working; sleep 0.2; done"
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """Requested before `aiohttp_client`: the services stop before their jobs are killed."""
+    with reachable_dir() as path:
+        yield path
+
+
+@pytest.fixture
+def settings(root: Path) -> Settings:
+    return Settings(
+        auth_keys=(AUTH_KEY,), scheduler="local", data_dir=root, job_stop_grace=1.0,
+        job_up_timeout=10.0, restart_backoff=(0.0, 0.3, 0.3), host_poll_interval=0.02,
+        leader_retry=0.1,
+    )  # fmt: skip
+
+
+async def start(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:
+    return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
+
+
+async def post(client: TestClient, path: str, body: object) -> Any:
+    response = await client.post(path, json=body)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def released_app(client: TestClient, root: Path, **processes: dict[str, Any]) -> dict:
+    """An app whose release runs `processes` from an artifact holding web.py."""
+    artifact_dir = make_artifact(root, **{"web.py": WEB_PY})
+    app = await post(client, "/apps", {"name": "shop"})
+    artifact = await post(client, "/artifacts", {"type": "file", "uri": artifact_dir.as_uri()})
+    release = await post(client, "/releases", {"artifact": artifact["id"], "processes": processes})
+    response = await client.put(f"/apps/{app['id']}/release", json={"id": release["id"]})
+    assert response.status == 200
+    return {**app, "release": release["id"]}
+
+
+async def scale(client: TestClient, app: dict, **counts: int) -> None:
+    path = f"/apps/{app['id']}/formations/{app['release']}"
+    response = await client.put(path, json={"processes": counts})
+    assert response.status == 200, await response.text()
+
+
+async def jobs(client: TestClient, app: dict, state: str | None = None) -> list[dict]:
+    listed = await (await client.get(f"/apps/{app['id']}/jobs")).json()
+    return [j for j in listed if state is None or j["state"] == state]
+
+
+async def until(condition: Any, timeout: float = 20) -> None:
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.05)
+
+
+async def up_counts(client: TestClient, app: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for job in await jobs(client, app, "up"):
+        counts[job["type"]] = counts.get(job["type"], 0) + 1
+    return counts
+
+
+async def test_a_crashing_process_is_reported_crashed_and_restarted_with_backoff(
+    root: Path, aiohttp_client: Any, settings: Settings
+):
+    """exit 3: `crashed` with exit_status 3 and its stderr in the log; a new job replaces it,
+    at once for the first five restarts, then after the backoff delay."""
+    client = await start(aiohttp_client, settings, InMemoryEventStore())
+    crasher = {"cmd": ["sh", "-c", "echo boom >&2; sleep 0.1; exit 3"]}
+    app = await released_app(client, root, worker=crasher)
+    await scale(client, app, worker=1)
+
+    async def crashed_seven() -> bool:
+        return len(await jobs(client, app, "crashed")) >= 7
+
+    await until(crashed_seven)
+    await scale(client, app, worker=0)
+    crashed = await jobs(client, app, "crashed")
+    assert {(j["exit_status"], j["type"]) for j in crashed} == {(3, "worker")}
+    log = await (await client.get(f"/apps/{app['id']}/log")).text()
+    assert '"msg":"boom"' in log and '"stream":"stderr"' in log
+    in_order = sorted(crashed, key=lambda j: j["created_at"])
+    # The sixth restart in a row waits out the backoff after its predecessor crashed.
+    assert (
+        await _at(client, in_order[6]["id"], "starting")
+        - await _at(client, in_order[5]["id"], "crashed")
+        >= 0.3
+    )
+
+
+async def _at(client: TestClient, job_id: str, state: str) -> float:
+    """When the log recorded `job_id` reaching `state`."""
+    query = {"object_id": job_id}
+    response = await client.get("/events", params=query, headers={"Accept": "application/json"})
+    (event,) = [e for e in await response.json() if e["data"]["state"] == state]
+    return _seconds(event["created_at"])
+
+
+def _seconds(stamp: str) -> float:
+    return parse_time(stamp).timestamp()
+
+
+async def test_a_restarted_service_adopts_its_jobs_and_ends_with_the_desired_counts(
+    root: Path, aiohttp_client: Any, settings: Settings
+):
+    """Stopped mid-way: jobs keep running; meanwhile the formation changes and a process dies.
+    The next service adopts the survivors, reports the dead one, stops the surplus and starts
+    what is missing: no orphan process, no duplicate, the desired counts."""
+    store = InMemoryEventStore()
+    first = await start(aiohttp_client, settings, store)
+    web = {"cmd": ["python3", "web.py"], "ports": [{"port": 8080}]}
+    app = await released_app(first, root, web=web, worker={"cmd": ["sh", "-c", WORKER]})
+    await scale(first, app, web=2, worker=1)
+
+    async def three_up() -> bool:
+        return await up_counts(first, app) == {"web": 2, "worker": 1}
+
+    await until(three_up)
+    before = running(root / "host")
+    (dead_worker,) = [j["id"] for j in await jobs(first, app, "up") if j["type"] == "worker"]
+    await first.close()
+    assert running(root / "host") == before  # stopping the service leaves the jobs running
+
+    await store.append(
+        [encode(FormationScaled(app["id"], app["release"], {"web": 1, "worker": 2}))]
+    )
+    os.killpg(before[dead_worker], signal.SIGKILL)
+
+    second = await start(aiohttp_client, settings, store)
+
+    async def settled() -> bool:
+        counts = await up_counts(second, app)
+        live = await jobs(second, app)
+        return counts == {"web": 1, "worker": 2} and all(
+            j["state"] in ("up", "down", "crashed") for j in live
+        )
+
+    await until(settled)
+    up = {j["id"] for j in await jobs(second, app, "up")}
+    assert set(running(root / "host")) == up  # every process is an up job, and vice versa
+    webs = [j for j in await jobs(second, app) if j["type"] == "web"]
+    assert len(webs) == 2 and {j["state"] for j in webs} == {"up", "down"}
+    survivor = next(j["id"] for j in webs if j["state"] == "up")
+    assert running(root / "host")[survivor] == before[survivor]  # adopted, not restarted
+    dead = next(j for j in await jobs(second, app) if j["id"] == dead_worker)
+    assert dead["state"] == "crashed" and "supervisor was killed" in dead["host_error"]
+
+
+async def test_with_scheduler_off_nothing_runs_the_formations(
+    root: Path, aiohttp_client: Any, settings: Settings
+):
+    """SCHEDULER=off: a formation stays a number; no job is started or reported."""
+    off = attrs.evolve(settings, scheduler="off")
+    client = await start(aiohttp_client, off, InMemoryEventStore())
+    app = await released_app(client, root, worker={"cmd": ["sh", "-c", WORKER]})
+    await scale(client, app, worker=2)
+    await asyncio.sleep(0.3)
+    assert await jobs(client, app) == [] and running(root / "host") == {}
+    assert client.app[SCHEDULING].enabled is False  # type: ignore[index]
+
+
+def test_scheduler_setting_defaults_to_local_from_the_environment():
+    """`make run` schedules (SCHEDULER unset means local); an unknown value stops the start."""
+    assert Settings.from_env({}).scheduler == "local"
+    assert Settings.from_env({"SCHEDULER": "off"}).scheduler == "off"
+    assert Settings.from_env({"RESTART_BACKOFF": "1,2,3"}).restart_backoff == (1, 2, 3)
+    assert Settings().scheduler == "off"
+    with pytest.raises(SystemExit):
+        Settings.from_env({"SCHEDULER": "kubernetes"})
+
+
+@pytest.fixture
+async def database(make_database: Any) -> AsyncIterator[str]:
+    yield await make_database()
+
+
+@pytest.mark.postgres
+async def test_one_controller_schedules_and_another_takes_over_when_it_stops(
+    root: Path, aiohttp_client: Any, settings: Settings, database: str
+):
+    """Two controllers on one database: one leads (advisory lock), jobs are not duplicated; when
+    the leader stops, the other takes over and adopts the running jobs."""
+    stores = [await PostgresEventStore.open(database) for _ in range(2)]
+    first = await start(aiohttp_client, settings, stores[0])
+    second = await start(aiohttp_client, settings, stores[1])
+    try:
+
+        async def one_leader() -> bool:
+            leading = [c.app[SCHEDULING].leading for c in (first, second)]  # type: ignore[index]
+            return sorted(leading) == [False, True]
+
+        await until(one_leader)
+        leader, standby = (first, second) if first.app[SCHEDULING].leading else (second, first)  # type: ignore[index]
+        app = await released_app(leader, root, worker={"cmd": ["sh", "-c", WORKER]})
+        await scale(leader, app, worker=2)
+
+        async def two_up() -> bool:
+            return await up_counts(standby, app) == {"worker": 2}
+
+        await until(two_up)
+        ids = {j["id"] for j in await jobs(standby, app)}
+        await leader.close()
+
+        async def took_over() -> bool:
+            return standby.app[SCHEDULING].leading  # type: ignore[index,no-any-return]
+
+        await until(took_over)
+        await scale(standby, app, worker=3)
+
+        async def three_up() -> bool:
+            return await up_counts(standby, app) == {"worker": 3}
+
+        await until(three_up)
+        assert ids < {j["id"] for j in await jobs(standby, app, "up")}  # the two adopted
+        assert len(await jobs(standby, app)) == 3
+        assert set(running(root / "host")) == {j["id"] for j in await jobs(standby, app, "up")}
+        assert standby.app[keys.HEALTH].get("scheduler", "") == ""  # type: ignore[index]
+    finally:
+        for client in (first, second):
+            await client.close()
+        for store in stores:
+            await store.close()
