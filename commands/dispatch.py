@@ -3,8 +3,9 @@
 Concurrent commands are taken in batches: each is decided against the state left by the
 ones before it (their events applied speculatively, then taken back), and the whole batch
 is appended at once, expecting the head the state was folded to. Another process having
-appended in between is a ConcurrencyError: catch up, decide again. After success the
-events are folded for real before any caller resumes, so a caller reads its own write.
+appended in between is a ConcurrencyError: catch up, and decide again while holding the
+log's write lock (so that a busy log cannot starve the batch). After success the events
+are folded for real before any caller resumes, so a caller reads its own write.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import attrs
 
 from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
-from commands.errors import ConflictError, DomainError, UnavailableError
+from commands.errors import DomainError, UnavailableError
 from eventstore.codec import encode
 from eventstore.events import Event
 from eventstore.record import NewEvent, RecordedEvent
@@ -43,8 +44,6 @@ HANDLERS: dict[type, Decider] = {
 
 #: Commands decided and appended together, at most.
 MAX_BATCH = 256
-#: Decide-append rounds before a batch gives up on a log other processes keep moving.
-MAX_ATTEMPTS = 10
 
 
 @attrs.define
@@ -125,28 +124,53 @@ class Dispatcher:
         return outcomes
 
     async def _process(self, batch: list[_Pending]) -> None:
-        for _ in range(MAX_ATTEMPTS):
-            outcomes = self._decide(batch)
-            decided = [e for o in outcomes if isinstance(o, list) for e in o]
-            new = [encode(e) for e in decided]
-            if not new:
-                _settle(batch, [o if isinstance(o, BaseException) else [] for o in outcomes])
-                return
+        outcomes = self._decide(batch)
+        decided, new = _encoded(outcomes)
+        if not new:
+            _settle(batch, [o if isinstance(o, BaseException) else [] for o in outcomes])
+            return
+        try:
             try:
                 recorded = await self.store.append(new, expected_last_id=self.model.last_id)
             except ConcurrencyError:
+                # Another process wrote since our fold. Deciding again on a fresh fold and
+                # retrying optimistically can lose the race again and again while the others
+                # keep writing, so decide under the log's write lock instead: one more round
+                # trip or two, and certain to land.
                 await self.model.catch_up(self.store)
-                continue
-            except StoreUnavailableError as exc:
-                # Actionable (Flynn #3809 answered a failover with "Something went wrong").
-                error = UnavailableError(f"{exc}; the write was not acknowledged, retry it")
-                _settle(batch, [o if isinstance(o, BaseException) else error for o in outcomes])
-                return
-            # Folded from the events decided, not decoded again from the bytes just encoded.
-            self.model.apply_records(recorded, _recorded_events(decided, new, recorded))
-            _settle(batch, _split(outcomes, new, recorded))
+                outcomes, decided, new, recorded = await self._process_locked(batch)
+        except StoreUnavailableError as exc:
+            # Actionable (Flynn #3809 answered a failover with "Something went wrong").
+            error = UnavailableError(f"{exc}; the write was not acknowledged, retry it")
+            _settle(batch, [o if isinstance(o, BaseException) else error for o in outcomes])
             return
-        _settle(batch, ConflictError("the event log kept moving; retry", retry=True))
+        # Folded from the events decided, not decoded again from the bytes just encoded.
+        self.model.apply_records(recorded, _recorded_events(decided, new, recorded))
+        _settle(batch, _split(outcomes, new, recorded))
+
+    async def _process_locked(self, batch: list[_Pending]) -> tuple[
+        list[list[Event] | BaseException], list[Event], list[NewEvent], list[RecordedEvent]
+    ]:  # fmt: skip
+        """Fold what others wrote and decide the batch again, holding the log's write lock."""
+        outcomes: list[list[Event] | BaseException] = []
+        decided: list[Event] = []
+        new: list[NewEvent] = []
+
+        def decide(others: list[RecordedEvent]) -> list[NewEvent]:
+            nonlocal outcomes, decided, new
+            self.model.apply_records(others)
+            outcomes = self._decide(batch)
+            decided, new = _encoded(outcomes)
+            return new
+
+        _, recorded = await self.store.append_after(self.model.last_id, decide)
+        return outcomes, decided, new, recorded
+
+
+def _encoded(outcomes: list[list[Event] | BaseException]) -> tuple[list[Event], list[NewEvent]]:
+    """The events decided, and their encoded form for the log."""
+    decided = [e for o in outcomes if isinstance(o, list) for e in o]
+    return decided, [encode(e) for e in decided]
 
 
 def _split(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -25,6 +25,11 @@ class InMemoryEventStore:
 
     async def append(
         self, events: Sequence[NewEvent], expected_last_id: int | None = None
+    ) -> list[RecordedEvent]:
+        return self._append(events, expected_last_id)
+
+    def _append(
+        self, events: Sequence[NewEvent], expected_last_id: int | None
     ) -> list[RecordedEvent]:
         check_events(events)
         for event in events:
@@ -55,6 +60,14 @@ class InMemoryEventStore:
         self._appended.set()
         self._appended = asyncio.Event()
         return recorded
+
+    async def append_after(
+        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+        # No await from the read to the append: nothing else can append in between.
+        seen = self._after(after, None, ALL_EVENTS)
+        events = decide(seen)
+        return seen, self._append(events, None) if events else []
 
     async def last_id(self) -> int:
         return self._ids[-1] if self._ids else 0

@@ -65,6 +65,9 @@ SELECT head, written_at, taken, written FROM evenflow_append(
 
 _LAST_ID = "SELECT coalesce(max(event_id), 0) FROM events"
 _GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
+_BETWEEN = (
+    f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -418,6 +421,47 @@ class PostgresEventStore:
         last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
         self._seen_head(last[-1] if last else head)
         return planned, now, base
+
+    async def append_after(
+        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+        """See EventStore.append_after: one transaction holding the table lock that orders
+        every append (evenflow_lock_head), on a connection of the pool; the group-committed
+        appends of this process wait for it like those of any other."""
+        try:
+            seen, written, base = await asyncio.wait_for(
+                self._append_after(after, decide), APPEND_TIMEOUT
+            )
+        except UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise ValueError(f"the event log refused the events: {exc}") from exc
+        if written:
+            self._seen_head(written[-1].id)
+            self._written.add(base, written)
+        elif seen:
+            self._seen_head(seen[-1].id)
+        return seen, written
+
+    async def _append_after(
+        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent], int]:
+        async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
+            head, _, _ = await conn.fetchrow(_LOCK_HEAD, [])
+            rows = await conn.fetch(_BETWEEN, after, head)
+            seen = [RecordedEvent._make(row) for row in rows]
+            events = decide(seen)
+            if not events:
+                return seen, [], head
+            check_events(events)
+            unique_ids = [e.unique_id for e in events if e.unique_id]
+            _, _, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)  # the lock is held
+            planned = plan_batch([(events, None)], head, set(taken))
+            _, now, _, written = await conn.fetchrow(_APPEND, *_append_args(head, planned))
+            assert written, "the append lock is held, so the plan cannot be stale"
+        (plan,) = planned
+        assert not isinstance(plan, ConcurrencyError)
+        return seen, [RecordedEvent.of(e, i, now) for i, e in plan], head
 
     async def _writer_connection(self) -> asyncpg.Connection:
         """The writer's own connection: not pooled, so no reset query runs after each batch."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
@@ -48,6 +48,20 @@ class EventStore(Protocol):
 
         With `expected_last_id`, write only if the log head is that id, else raise
         ConcurrencyError and write nothing.
+        """
+        ...
+
+    async def append_after(
+        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
+        """Append what `decide` makes of the log's newest events, with no append in between.
+
+        Holding the log's write lock: reads every event after `after`, calls `decide` (a
+        plain function: it must not await) with them, and appends the events it returns
+        atomically (a duplicate `unique_id` is skipped). Returns (the events read, the events
+        written). Never a ConcurrencyError: this is how a writer whose optimistic appends
+        keep losing races to other processes makes progress. An exception from `decide`
+        writes nothing and propagates.
         """
         ...
 

@@ -9,7 +9,10 @@ import pytest
 from commands.apps import CreateApp, UpdateApp
 from commands.dispatch import Dispatcher
 from commands.errors import AlreadyExistsError, UnavailableError
+from eventstore.codec import encode
+from eventstore.events import AppCreated
 from eventstore.memory import InMemoryEventStore
+from eventstore.objects import App
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import StoreUnavailableError
@@ -100,3 +103,42 @@ async def test_two_processes_writing_one_log_converge(make_database):
         await dispatcher.stop()
     for store in stores:
         await store.close()
+
+
+class RacedStore(InMemoryEventStore):
+    """A log another process appends to just before each of our optimistic appends lands,
+    as on a busy shared database: an optimistic append never wins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.races = 0
+
+    async def append(
+        self, events: Sequence[NewEvent], expected_last_id: int | None = None
+    ) -> list[RecordedEvent]:
+        if expected_last_id is not None:
+            self.races += 1
+            n = 1000 + self.races
+            other = App(id=app_id(n), name=f"other{n}", created_at=T0, updated_at=T0)
+            await super().append([encode(AppCreated(other))])
+        return await super().append(events, expected_last_id)
+
+
+async def test_a_log_that_keeps_moving_cannot_starve_a_write():
+    """When another process always appends first, every command still lands (decided again
+    under the log's write lock) and sees what the other process wrote."""
+    store = RacedStore()
+    dispatcher = await started(store)
+    results = await asyncio.gather(
+        *[dispatcher.handle(CreateApp(id=app_id(i), now=T0, name=f"app{i}")) for i in range(30)],
+        dispatcher.handle(CreateApp(id=app_id(99), now=T0, name="app0")),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, list) and len(r) == 1 for r in results[:30])
+    assert isinstance(results[30], AlreadyExistsError)
+    assert store.races >= 1
+    assert dispatcher.model.last_id == await store.last_id()
+    others = [f"other{1000 + n}" for n in range(1, store.races + 1)]
+    names = sorted(a.name for a in dispatcher.model.apps())
+    assert names == sorted([f"app{i}" for i in range(30)] + others)
+    await dispatcher.stop()

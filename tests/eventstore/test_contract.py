@@ -252,3 +252,69 @@ async def test_payload_bytes_are_kept_exactly(make_store: StoreFactory):
     (event,) = await collect(store.read())
     assert event.data == data
     assert orjson.loads(event.data)["a"] == "été"
+
+
+def counter_step(seen: list[RecordedEvent]) -> list:
+    """append_after's decide for a counter in the log: one more than its newest value."""
+    values = [orjson.loads(e.data)["n"] for e in seen if e.object_id == "counter"]
+    return [ev("counter", data=orjson.dumps({"n": (values or [0])[-1] + 1}))]
+
+
+async def test_append_after_decides_on_every_newer_event_and_writes_after_them(
+    make_store: StoreFactory,
+):
+    """append_after hands `decide` exactly the events after `after` and writes at the head."""
+    store = await make_store()
+    first = await store.append([ev("a"), ev("b")])
+    later = await store.append([ev("c")])
+    handed: list[list[RecordedEvent]] = []
+
+    def decide(seen: list[RecordedEvent]) -> list:
+        handed.append(seen)
+        return [ev("d", unique_id="u1"), ev("e")]
+
+    seen, written = await store.append_after(first[0].id, decide)
+    assert handed == [seen]
+    assert [e.object_id for e in seen] == ["b", "c"]
+    assert [e.object_id for e in written] == ["d", "e"]
+    assert written[0].id > later[0].id
+    assert await collect(store.read()) == [*first, *later, *written]
+    # A duplicate unique id is skipped as in append; nothing to write writes nothing.
+    _, again = await store.append_after(written[-1].id, lambda seen: [ev("d", unique_id="u1")])
+    assert again == []
+    seen, none = await store.append_after(0, lambda seen: [])
+    assert (len(seen), none) == (5, [])
+    assert await store.last_id() == written[-1].id
+
+
+async def test_append_after_writes_nothing_when_decide_fails(make_store: StoreFactory):
+    """An exception from `decide` propagates, and the log is unchanged."""
+    store = await make_store()
+    await store.append([ev("a")])
+
+    def decide(seen: list[RecordedEvent]) -> list:
+        raise RuntimeError("undecided")
+
+    with pytest.raises(RuntimeError, match="undecided"):
+        await store.append_after(0, decide)
+    assert [e.object_id for e in await collect(store.read())] == ["a"]
+    assert (await store.append([ev("b")]))[0].object_id == "b"  # and the log is not locked
+
+
+async def test_append_after_has_no_append_between_its_read_and_its_write(make_store: StoreFactory):
+    """Concurrent counters through append_after, racing plain appends, never lose an update."""
+    store = await make_store()
+
+    async def counter() -> None:
+        for _ in range(10):
+            await store.append_after(0, counter_step)
+
+    async def noise(k: int) -> None:
+        for i in range(10):
+            await store.append([ev(f"noise-{k}-{i}", data=b'{"noise":1}')])
+
+    await asyncio.gather(*[counter() for _ in range(5)], *[noise(k) for k in range(3)])
+    values = [
+        orjson.loads(e.data)["n"] for e in await collect(store.read()) if e.object_id == "counter"
+    ]
+    assert values == list(range(1, 51))

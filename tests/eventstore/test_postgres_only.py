@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
 import eventstore.postgres as pg_module
 from eventstore.migrate import SchemaTooNewError, migrate
 from eventstore.postgres import PostgresEventStore
-from eventstore.record import RecordedEvent
+from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import StoreUnavailableError
 from localpg import LocalPG
 from tests.eventstore.conftest import ev
@@ -215,4 +216,33 @@ async def test_appends_fail_fast_while_the_database_is_down_and_recover_after():
             await asyncio.wait_for(tailer, 10)
             assert seen == before + after
         finally:
+            await store.close()
+
+
+async def test_append_after_serializes_writers_of_two_processes(dsn: str):
+    """Two stores on one database (two processes) counting through append_after, while
+    they also append optimistically: no update is lost, none is applied twice."""
+    stores = [await PostgresEventStore.open(dsn) for _ in range(2)]
+
+    def step(seen: list[RecordedEvent]) -> list[NewEvent]:
+        values = [orjson.loads(e.data)["n"] for e in seen if e.object_id == "counter"]
+        data = orjson.dumps({"n": (values or [0])[-1] + 1})
+        return [NewEvent("Counted", "counter", "counter", None, data)]
+
+    async def count(store: PostgresEventStore) -> None:
+        for _ in range(15):
+            await store.append_after(0, step)
+
+    async def noise(store: PostgresEventStore) -> None:
+        for i in range(15):
+            await store.append([NewEvent("Noise", "noise", f"n{i}", None, b"{}")])
+
+    try:
+        await asyncio.gather(*[count(s) for s in stores * 3], *[noise(s) for s in stores])
+        log = [e async for e in stores[0].read()]
+        values = [orjson.loads(e.data)["n"] for e in log if e.object_id == "counter"]
+        assert values == list(range(1, 91))
+        assert [e.id for e in log] == sorted({e.id for e in log})
+    finally:
+        for store in stores:
             await store.close()
