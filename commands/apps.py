@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from eventstore.events import (
     RouteCreated,
     RouteDeleted,
 )
-from eventstore.objects import JSON, DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, App, Route
+from eventstore.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, JSON, App, Route
 from projections.state import State, find_app
 
 
@@ -68,7 +69,7 @@ class UpdateApp:
 
     @classmethod
     def from_json(cls, doc: JSON, *, app: str, now: datetime) -> UpdateApp:
-        """Flynn applies strategy, meta (null ignored) and deploy_timeout; name and id are ignored."""
+        """Flynn applies strategy, meta (null ignored) and deploy_timeout; ignores name and id."""
         timeout = doc.get("deploy_timeout")
         return cls(
             app=app,
@@ -190,7 +191,9 @@ def delete_app(state: State, cmd: DeleteApp) -> list[Event]:
     resources = [state.resources[r] for r in cmd.deprovisioned if r in state.resources]
     events: list[Event] = [RouteDeleted(route) for route in routes]
     for resource in resources:
-        events += [ResourceDeleted(resource, a) for a in resource.apps] or [ResourceDeleted(resource)]
+        events += [ResourceDeleted(resource, a) for a in resource.apps] or [
+            ResourceDeleted(resource)
+        ]
     events.append(AppDeleted(app.id, tuple(routes), tuple(resources)))
     return events
 
@@ -201,7 +204,7 @@ def exclusive_resources(state: State, app_id: str) -> list[str]:
     return [r for r in linked if state.resources[r].apps == (app_id,)]
 
 
-HANDLERS = {
+HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
     CreateApp: create_app,
     UpdateApp: update_app,
     SetAppRelease: set_app_release,

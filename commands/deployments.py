@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -279,7 +280,7 @@ def _status(
     )
 
 
-HANDLERS = {
+HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
     CreateDeployment: create_deployment,
     AdvanceDeployment: advance_deployment,
 }

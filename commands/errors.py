@@ -1,4 +1,4 @@
-"""Domain errors raised by deciders, the dispatcher and the HTTP edge; mapped to Flynn's error document."""
+"""Domain errors of deciders, the dispatcher and the HTTP edge; mapped to Flynn's error document."""
 
 from __future__ import annotations
 

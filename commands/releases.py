@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +32,10 @@ class CreateArtifact:
     @classmethod
     def from_json(cls, doc: JSON, *, new_id: str, now: datetime) -> CreateArtifact:
         return cls(
-            id=given_id(doc, new_id), type=doc["type"], uri=doc["uri"], now=now,
+            id=given_id(doc, new_id),
+            type=doc["type"],
+            uri=doc["uri"],
+            now=now,
             meta=doc.get("meta") or {},
         )
 
@@ -82,8 +86,10 @@ def with_resource_defaults(process: JSON) -> JSON:
         if spec.get("limit") is None and spec.get("request") is not None:
             spec["limit"] = spec["request"]
         resources[name] = {"request": spec["request"], "limit": spec["limit"]}
-    return {**{k: v for k, v in process.items() if k != "resources" and v is not None},
-            "resources": resources}
+    return {
+        **{k: v for k, v in process.items() if k != "resources" and v is not None},
+        "resources": resources,
+    }
 
 
 def create_release(state: State, cmd: CreateRelease) -> list[Event]:
@@ -93,7 +99,9 @@ def create_release(state: State, cmd: CreateRelease) -> list[Event]:
         if key == "":
             # Flynn HEAD: controller/release.go
             raise ValidationError(
-                "env", f'you can\'t create an env var with an empty key (tried to set ""="{cmd.env[key]}")'
+                "env",
+                "you can't create an env var with an empty key "
+                f'(tried to set ""="{cmd.env[key]}")',
             )
     artifact_id = cmd.artifact_id or (cmd.artifact_ids[0] if cmd.artifact_ids else None)
     for ref in {artifact_id, *cmd.artifact_ids} - {None}:
@@ -118,4 +126,7 @@ def create_release(state: State, cmd: CreateRelease) -> list[Event]:
     return [ReleaseCreated(release)]
 
 
-HANDLERS = {CreateArtifact: create_artifact, CreateRelease: create_release}
+HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
+    CreateArtifact: create_artifact,
+    CreateRelease: create_release,
+}

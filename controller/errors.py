@@ -44,8 +44,10 @@ def describe(error: DomainError) -> tuple[int, bytes]:
     status, code, retry = ERROR_STATUS[type(error)]
     detail: Any = None
     if isinstance(error, ValidationError):
-        detail = error.detail if error.detail is not None else (
-            {"field": error.field} if error.field else None
+        detail = (
+            error.detail
+            if error.detail is not None
+            else ({"field": error.field} if error.field else None)
         )
     elif isinstance(error, ConflictError):
         detail, retry = error.detail, error.retry

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from applog.store import LogStore
-
 from commands.dispatch import Dispatcher
 from controller.settings import Settings
 from controller.validation import Validators
@@ -13,9 +12,9 @@ from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
 
 SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", EventStore)  # type: ignore[type-abstract]
+STORE = web.AppKey("store", EventStore)
 READ_MODEL = web.AppKey("read_model", MemoryReadModel)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SCHEMAS = web.AppKey("schemas", Validators)
 HEALTH = web.AppKey("health", dict)  # component -> problem ("" when fine)
-LOG_STORE = web.AppKey("log_store", LogStore)  # type: ignore[type-abstract]
+LOG_STORE = web.AppKey("log_store", LogStore)

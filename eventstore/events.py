@@ -339,9 +339,7 @@ class DeploymentStatusChanged:
         return doc
 
     @classmethod
-    def from_data(
-        cls, data: JSON, app_id: str | None, object_id: str
-    ) -> DeploymentStatusChanged:
+    def from_data(cls, data: JSON, app_id: str | None, object_id: str) -> DeploymentStatusChanged:
         get = data.get  # positional: a quarter of a busy log is deployment progress
         return cls(
             ident(data["app"]),

@@ -65,9 +65,7 @@ SELECT head, written_at, taken, written FROM evenflow_append(
 
 _LAST_ID = "SELECT coalesce(max(event_id), 0) FROM events"
 _GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
-_BETWEEN = (
-    f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
-)
+_BETWEEN = f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -228,7 +226,7 @@ class _Listener:
                 delay = min(delay * 2, 5.0)
                 continue
             try:
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
                 self.connected = True
                 self.connections += 1

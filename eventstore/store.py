@@ -96,7 +96,7 @@ class EventStore(Protocol):
     def subscribe(
         self, after: int = 0, filter: EventFilter = ALL_EVENTS
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after `after` that matches, in id order, each once: the backlog, then live."""
+        """Every event after `after` that matches, in id order, once each: backlog, then live."""
         ...
 
     async def close(self) -> None: ...

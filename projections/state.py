@@ -181,7 +181,9 @@ def apply(state: State, event: Event, at: datetime) -> None:
         case AppReleaseSet(app=app_id, release=release):
             app = state.apps.get(app_id)
             if app is not None:
-                state.put(state.apps, app_id, attrs.evolve(app, release_id=release.id, updated_at=at))
+                state.put(
+                    state.apps, app_id, attrs.evolve(app, release_id=release.id, updated_at=at)
+                )
             state.link(state.app_releases, app_id, release.id)
         case DeploymentCreated(deployment=deployment):
             state.put(state.deployments, deployment.id, deployment)
@@ -364,7 +366,9 @@ def canonical_uuid(text: str) -> str | None:
     hexdigits = text.replace("-", "")
     if len(hexdigits) != 32:
         return None
-    return f"{hexdigits[:8]}-{hexdigits[8:12]}-{hexdigits[12:16]}-{hexdigits[16:20]}-{hexdigits[20:]}"
+    return (
+        f"{hexdigits[:8]}-{hexdigits[8:12]}-{hexdigits[12:16]}-{hexdigits[16:20]}-{hexdigits[20:]}"
+    )
 
 
 def find_app(state: State, ref: str) -> App | None:

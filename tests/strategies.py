@@ -25,7 +25,9 @@ times = st.datetimes(
 )
 text = st.text(min_size=0, max_size=20)
 string_maps = st.dictionaries(st.text(min_size=1, max_size=10), text, max_size=4)
-counts = st.dictionaries(st.sampled_from(["web", "worker", "clock"]), st.integers(0, 20), max_size=3)
+counts = st.dictionaries(
+    st.sampled_from(["web", "worker", "clock"]), st.integers(0, 20), max_size=3
+)
 
 apps = st.builds(
     App,
@@ -40,8 +42,12 @@ apps = st.builds(
     protected=st.booleans(),
 )
 artifacts = st.builds(
-    Artifact, id=uuids, type=st.sampled_from(["docker", "file"]), uri=st.just("https://x/y"),
-    created_at=times, meta=string_maps,
+    Artifact,
+    id=uuids,
+    type=st.sampled_from(["docker", "file"]),
+    uri=st.just("https://x/y"),
+    created_at=times,
+    meta=string_maps,
 )
 process_types = st.fixed_dictionaries(
     {"cmd": st.lists(text, max_size=3)},
@@ -74,9 +80,16 @@ jobs = st.builds(
     entrypoint=st.lists(text, max_size=2).map(tuple),
     env=string_maps,
 )
-providers = st.builds(Provider, id=uuids, name=names, url=st.just("http://p/"), created_at=times, updated_at=times)
+providers = st.builds(
+    Provider, id=uuids, name=names, url=st.just("http://p/"), created_at=times, updated_at=times
+)
 resources = st.builds(
-    Resource, id=uuids, provider_id=uuids, created_at=times, external_id=text, env=string_maps,
+    Resource,
+    id=uuids,
+    provider_id=uuids,
+    created_at=times,
+    external_id=text,
+    env=string_maps,
     apps=st.lists(uuids, max_size=2).map(tuple),
 )
 routes = st.builds(
@@ -107,7 +120,11 @@ deployments = st.builds(
     finished_at=st.none() | times,
 )
 migrations = st.builds(
-    DomainMigration, id=uuids, old_domain=names, domain=names, created_at=times,
+    DomainMigration,
+    id=uuids,
+    old_domain=names,
+    domain=names,
+    created_at=times,
     finished_at=st.none() | times,
 )
 
@@ -115,14 +132,26 @@ events = st.one_of(
     st.builds(ev.AppCreated, apps),
     st.builds(ev.AppUpdated, apps),
     st.builds(ev.AppReleaseSet, uuids, releases, st.none() | releases),
-    st.builds(ev.AppDeleted, uuids, st.lists(routes, max_size=2).map(tuple),
-              st.lists(resources, max_size=2).map(tuple)),
+    st.builds(
+        ev.AppDeleted,
+        uuids,
+        st.lists(routes, max_size=2).map(tuple),
+        st.lists(resources, max_size=2).map(tuple),
+    ),
     st.builds(ev.ReleaseCreated, releases),
     st.builds(ev.ArtifactCreated, artifacts),
     st.builds(ev.FormationScaled, uuids, uuids, st.none() | counts, st.none() | counts),
     st.builds(ev.DeploymentCreated, deployments),
-    st.builds(ev.DeploymentStatusChanged, uuids, uuids, uuids,
-              st.sampled_from(["running", "complete", "failed"]), text, text, text),
+    st.builds(
+        ev.DeploymentStatusChanged,
+        uuids,
+        uuids,
+        uuids,
+        st.sampled_from(["running", "complete", "failed"]),
+        text,
+        text,
+        text,
+    ),
     st.builds(ev.JobStateChanged, jobs),
     st.builds(ev.ProviderCreated, providers),
     st.builds(ev.ResourceCreated, resources, st.none() | uuids),

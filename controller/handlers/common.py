@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -14,6 +14,8 @@ from eventstore.objects import App
 from eventstore.record import RecordedEvent
 from projections.memory import MemoryReadModel
 from projections.state import canonical_uuid
+
+T = TypeVar("T")
 
 
 def now() -> datetime:
@@ -52,7 +54,7 @@ async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
     return await request.app[keys.DISPATCHER].handle(command)
 
 
-def found(obj: Any) -> Any:
+def found(obj: T | None) -> T:
     """`obj`, or Flynn's bare 404 when it is None."""
     if obj is None:
         raise NotFoundError()

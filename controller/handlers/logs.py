@@ -41,7 +41,8 @@ async def app_log(request: web.Request) -> web.StreamResponse:
     lines, follow, query = log_query(request)
     logs = request.app[keys.LOG_STORE]
     if follow and lines is None:
-        backlog, position = [], logs.recent(app.id, 0, query)[1]  # only new lines
+        backlog: list[LogLine] = []
+        position = logs.recent(app.id, 0, query)[1]  # only new lines
     else:
         backlog, position = logs.recent(app.id, lines, query)
     sse = "text/event-stream" in request.headers.get("Accept", "")

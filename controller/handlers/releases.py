@@ -11,10 +11,14 @@ from controller.http import json_response, read_json
 
 
 async def create_artifact(request: web.Request) -> web.Response:
-    command = CreateArtifact.from_json(await read_json(request, "artifact"), new_id=new_id(), now=now())
+    command = CreateArtifact.from_json(
+        await read_json(request, "artifact"), new_id=new_id(), now=now()
+    )
     await dispatch(request, command)
     # Idempotent on (type, uri): the answer is whichever artifact holds the pair.
-    return json_response(model(request).encode(model(request).artifact_by_key(command.type, command.uri)))
+    return json_response(
+        model(request).encode(model(request).artifact_by_key(command.type, command.uri))
+    )
 
 
 async def list_artifacts(request: web.Request) -> web.Response:
@@ -23,11 +27,15 @@ async def list_artifacts(request: web.Request) -> web.Response:
 
 
 async def get_artifact(request: web.Request) -> web.Response:
-    return json_response(model(request).encode(found(model(request).artifact(path_uuid(request, "id")))))
+    return json_response(
+        model(request).encode(found(model(request).artifact(path_uuid(request, "id"))))
+    )
 
 
 async def create_release(request: web.Request) -> web.Response:
-    command = CreateRelease.from_json(await read_json(request, "release"), new_id=new_id(), now=now())
+    command = CreateRelease.from_json(
+        await read_json(request, "release"), new_id=new_id(), now=now()
+    )
     await dispatch(request, command)
     return json_response(model(request).encode(model(request).release(command.id)))
 
@@ -38,7 +46,9 @@ async def list_releases(request: web.Request) -> web.Response:
 
 
 async def get_release(request: web.Request) -> web.Response:
-    return json_response(model(request).encode(found(model(request).release(path_uuid(request, "id")))))
+    return json_response(
+        model(request).encode(found(model(request).release(path_uuid(request, "id"))))
+    )
 
 
 async def set_app_release(request: web.Request) -> web.Response:

@@ -17,8 +17,16 @@ from commands.apps import (
     update_app,
 )
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
-from eventstore.events import AppCreated, AppDeleted, AppReleaseSet, AppUpdated, Event, RouteCreated
-from eventstore.events import ReleaseCreated, RouteDeleted
+from eventstore.events import (
+    AppCreated,
+    AppDeleted,
+    AppReleaseSet,
+    AppUpdated,
+    Event,
+    ReleaseCreated,
+    RouteCreated,
+    RouteDeleted,
+)
 from eventstore.objects import Release
 from projections.state import State, apply
 from tests.strategies import names, uuids
@@ -34,8 +42,10 @@ def given_history(*events: Event) -> State:
 
 
 def created(state: State, name: str, **kw: object) -> tuple[State, AppCreated]:
-    (event, *_) = create_app(state, CreateApp(id=f"00000000-0000-4000-8000-{len(state.apps):012d}",
-                                                now=T0, name=name, **kw))  # type: ignore[arg-type]
+    (event, *_) = create_app(
+        state,
+        CreateApp(id=f"00000000-0000-4000-8000-{len(state.apps):012d}", now=T0, name=name, **kw),
+    )  # type: ignore[arg-type]
     assert isinstance(event, AppCreated)
     apply(state, event, T0)
     return state, event
@@ -51,11 +61,16 @@ def test_create_app_fills_flynns_defaults():
 
 def test_create_app_with_a_domain_adds_the_default_route_atomically():
     """With a default domain, the decision is the app and its route, one append."""
-    events = create_app(State(), CreateApp(id="a", now=T0, name="web", default_route_domain="d.io", route_id="r"))
+    events = create_app(
+        State(), CreateApp(id="a", now=T0, name="web", default_route_domain="d.io", route_id="r")
+    )
     assert [type(e) for e in events] == [AppCreated, RouteCreated]
     route = events[1].route  # type: ignore[union-attr]
     assert (route.domain, route.service, route.path, route.parent_ref) == (
-        "web.d.io", "web-web", "/", "controller/apps/a"
+        "web.d.io",
+        "web-web",
+        "/",
+        "controller/apps/a",
     )
 
 
@@ -92,7 +107,11 @@ def test_update_replaces_meta_keeps_it_on_none_and_bumps_updated_at():
     state, _ = created(State(), "web", meta={"a": "1"})
     later = T0 + timedelta(seconds=5)
     (event,) = update_app(state, UpdateApp(app="web", now=later, meta={"b": "2"}))
-    assert isinstance(event, AppUpdated) and event.app.meta == {"b": "2"} and event.app.updated_at == later
+    assert (
+        isinstance(event, AppUpdated)
+        and event.app.meta == {"b": "2"}
+        and event.app.updated_at == later
+    )
     (event,) = update_app(state, UpdateApp(app="web", now=later, deploy_timeout=15))
     assert event.app.meta == {"a": "1"} and event.app.deploy_timeout == 15  # type: ignore[union-attr]
 
@@ -108,13 +127,17 @@ def test_set_release_needs_a_known_release_and_remembers_the_previous():
     (event,) = set_app_release(state, SetAppRelease("web", "r1", T0))
     apply(state, event, T0)
     (event,) = set_app_release(state, SetAppRelease("web", "r2", T0))
-    assert isinstance(event, AppReleaseSet) and event.prev_release == first and event.release == second
+    assert (
+        isinstance(event, AppReleaseSet) and event.prev_release == first and event.release == second
+    )
 
 
 def test_delete_decides_the_whole_cascade_and_refuses_protected_apps():
     """Deleting an app yields its route deletions then app_deletion; a protected app refuses."""
     state = State()
-    for event in create_app(state, CreateApp(id="a", now=T0, name="web", default_route_domain="d.io", route_id="r")):
+    for event in create_app(
+        state, CreateApp(id="a", now=T0, name="web", default_route_domain="d.io", route_id="r")
+    ):
         apply(state, event, T0)
     events = delete_app(state, DeleteApp("web", T0))
     assert [type(e) for e in events] == [RouteDeleted, AppDeleted]

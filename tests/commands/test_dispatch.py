@@ -90,7 +90,9 @@ async def test_two_processes_writing_one_log_converge(make_database):
     first, second = [await started(s) for s in stores]
     results = await asyncio.gather(
         *[
-            (first if i % 2 else second).handle(CreateApp(id=app_id(i), now=T0, name=f"app{i % 15}"))
+            (first if i % 2 else second).handle(
+                CreateApp(id=app_id(i), now=T0, name=f"app{i % 15}")
+            )
             for i in range(60)
         ],
         return_exceptions=True,
@@ -99,7 +101,9 @@ async def test_two_processes_writing_one_log_converge(make_database):
     assert all(isinstance(r, (list, AlreadyExistsError)) for r in results)
     for dispatcher in (first, second):
         await dispatcher.model.catch_up(dispatcher.store)
-        assert sorted(a.name for a in dispatcher.model.apps()) == sorted(f"app{i}" for i in range(15))
+        assert sorted(a.name for a in dispatcher.model.apps()) == sorted(
+            f"app{i}" for i in range(15)
+        )
         await dispatcher.stop()
     for store in stores:
         await store.close()

@@ -44,9 +44,7 @@ async def store(
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Any, settings: Settings, store: EventStore
-) -> TestClient:  # type: ignore[type-arg]
+async def client(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:  # type: ignore[type-arg]
     """A client of the service, authenticated with the first key."""
     app = create_app(settings, store=store)
     return await aiohttp_client(app, headers=AUTH_HEADERS)

@@ -28,7 +28,15 @@ async def create(client: TestClient, **body: object) -> dict:
 async def test_create_app_answers_flynns_app_json_and_records_an_app_event(client: TestClient):
     """POST /apps answers 200 with the app (defaults filled) and appends an `app` event."""
     app = await create(client, name="my-app", meta=None)
-    assert set(app) == {"id", "name", "meta", "strategy", "deploy_timeout", "created_at", "updated_at"}
+    assert set(app) == {
+        "id",
+        "name",
+        "meta",
+        "strategy",
+        "deploy_timeout",
+        "created_at",
+        "updated_at",
+    }
     assert app["name"] == "my-app" and app["meta"] == {} and app["strategy"] == "all-at-once"
     assert app["deploy_timeout"] == 30 and app["created_at"] == app["updated_at"]
     assert app["created_at"].endswith("Z")
@@ -120,13 +128,17 @@ async def test_client_chosen_ids_are_canonicalized(client: TestClient):
 async def test_update_app_replaces_meta_and_answers_the_new_updated_at(client: TestClient):
     """POST /apps/:id replaces meta, keeps it on null, and always emits an app event."""
     app = await create(client, name="upd", meta={"a": "1"})
-    response = await client.post(f"/apps/{app['id']}", json={"id": app["id"], "meta": {"bread": "with hemp"}})
+    response = await client.post(
+        f"/apps/{app['id']}", json={"id": app["id"], "meta": {"bread": "with hemp"}}
+    )
     assert response.status == 200
     updated = await response.json()
     assert updated["meta"] == {"bread": "with hemp"}
     assert updated["updated_at"] > app["updated_at"]
     # `flynn deployment timeout 15`: meta null must not wipe the meta.
-    response = await client.post("/apps/upd", json={"id": "upd", "meta": None, "deploy_timeout": 15})
+    response = await client.post(
+        "/apps/upd", json={"id": "upd", "meta": None, "deploy_timeout": 15}
+    )
     again = await response.json()
     assert again["meta"] == {"bread": "with hemp"} and again["deploy_timeout"] == 15
     response = await client.post("/apps/upd/meta", json={})
@@ -141,7 +153,10 @@ async def test_update_app_refuses_unknown_keys(client: TestClient):
     assert response.status == 400
     body = await response.json()
     assert body["code"] == "validation_error"
-    assert body["message"] == "Additional properties aren't allowed, found \"colour\" as one of its keys"
+    assert (
+        body["message"]
+        == 'Additional properties aren\'t allowed, found "colour" as one of its keys'
+    )
 
 
 async def test_delete_app_removes_it_with_its_routes_in_one_append(client: TestClient):

@@ -48,13 +48,28 @@ async def test_kill_9_of_the_service_stops_its_embedded_postgres_and_data_persis
     """The embedded server starts with the service, keeps its data, and dies with a kill -9."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "AUTH_KEY")}
-    env |= {"LOCALPG_DIR": str(tmp_path / "pg"), "EVENFLOW_DATA_DIR": str(tmp_path / "data"),
-            "SCHEDULER": "off", "LOG_LEVEL": "WARNING"}
+    env |= {
+        "LOCALPG_DIR": str(tmp_path / "pg"),
+        "EVENFLOW_DATA_DIR": str(tmp_path / "data"),
+        "SCHEDULER": "off",
+        "LOG_LEVEL": "WARNING",
+    }
     url = f"http://127.0.0.1:{port}"
     for round_ in range(2):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
         )
         try:
             key = None

@@ -35,8 +35,12 @@ async def test_filters_by_app_name_or_id_object_types_and_object_id(client: Test
     by_name = await listed(client, app_id="ev-a")
     assert by_name == await listed(client, app_id=a["id"])
     assert {e["app"] for e in by_name} == {a["id"]}
-    assert {e["object_type"] for e in await listed(client, object_types="route,app_deletion")} == {"route"}
-    assert [e["object_id"] for e in await listed(client, object_types="app", object_id=b["id"])] == [b["id"]]
+    assert {e["object_type"] for e in await listed(client, object_types="route,app_deletion")} == {
+        "route"
+    }
+    assert [
+        e["object_id"] for e in await listed(client, object_types="app", object_id=b["id"])
+    ] == [b["id"]]
     assert await listed(client, object_types="nothing") == []
 
 

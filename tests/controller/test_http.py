@@ -13,7 +13,13 @@ def basic(password: str, user: str = "") -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, basic("wrong"), basic(""), {"Authorization": "Bearer test-key"}, {"Authorization": "Basic !!"}],
+    [
+        {},
+        basic("wrong"),
+        basic(""),
+        {"Authorization": "Bearer test-key"},
+        {"Authorization": "Basic !!"},
+    ],
 )
 async def test_requests_without_a_valid_key_get_an_empty_401(anonymous: TestClient, headers: dict):
     """A missing, wrong or malformed credential is 401 with an empty body and no challenge."""
@@ -50,9 +56,7 @@ async def test_ping_needs_no_key_and_status_does(anonymous: TestClient, client: 
     assert body["data"]["status"] == "healthy" and body["data"]["version"] == "v20151214.0"
 
 
-async def test_ca_cert_without_a_password_is_open_but_a_wrong_one_is_refused(
-    aiohttp_client, store
-):
+async def test_ca_cert_without_a_password_is_open_but_a_wrong_one_is_refused(aiohttp_client, store):
     """GET /ca-cert serves CA_CERT to anyone without credentials, and refuses a wrong key."""
     from controller.app import create_app
 
@@ -88,7 +92,9 @@ async def test_oversized_bodies_are_413_with_an_error_document(aiohttp_client, s
     """A body over MAX_BODY_SIZE is refused with 413 and Flynn's error shape."""
     from controller.app import create_app
 
-    client = await aiohttp_client(create_app(Settings(auth_keys=("k",), max_body_size=1024), store=store))
+    client = await aiohttp_client(
+        create_app(Settings(auth_keys=("k",), max_body_size=1024), store=store)
+    )
     headers = basic("k") | {"Content-Type": "application/json"}
     response = await client.post("/apps", data=b"{" + b" " * 2048 + b"}", headers=headers)
     assert response.status == 413

@@ -17,8 +17,14 @@ async def app_with_lines(client: TestClient, n: int) -> tuple[str, MemoryLogStor
     store = client.app[keys.LOG_STORE]
     for i in range(n):
         store.write(
-            LogLine(app["id"], f"line {i}", T0, job_id=f"host-{i % 2}", process_type="web" if i % 2 else "",
-                    host_id="host")
+            LogLine(
+                app["id"],
+                f"line {i}",
+                T0,
+                job_id=f"host-{i % 2}",
+                process_type="web" if i % 2 else "",
+                host_id="host",
+            )
         )
     return app["id"], store
 
@@ -36,8 +42,13 @@ async def test_lines_returns_the_last_n_lines_in_flynns_message_shape(client: Te
     lines = await ndjson(client, lines="2")
     assert [line["msg"] for line in lines] == ["line 3", "line 4"]
     assert lines[0] == {
-        "host_id": "host", "job_id": "host-1", "msg": "line 3", "process_type": "web",
-        "source": "app", "stream": "stdout", "timestamp": "2015-12-16T02:20:56.663589Z",
+        "host_id": "host",
+        "job_id": "host-1",
+        "msg": "line 3",
+        "process_type": "web",
+        "source": "app",
+        "stream": "stdout",
+        "timestamp": "2015-12-16T02:20:56.663589Z",
     }
     assert len(await ndjson(client)) == 5
 

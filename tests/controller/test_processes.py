@@ -35,7 +35,16 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             cwd=ROOT,
             env=env,
         )

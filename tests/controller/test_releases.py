@@ -5,7 +5,9 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text())
+RECORDED = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
+)
 JSON_ACCEPT = {"Accept": "application/json"}
 
 
@@ -25,12 +27,14 @@ async def test_artifact_create_is_idempotent_on_type_and_uri(client: TestClient)
     second = await artifact(client)
     assert first == second
     assert set(first) == {"id", "type", "uri", "created_at"}
-    events = await (await client.get("/events", params={"object_types": "artifact"}, headers=JSON_ACCEPT)).json()
+    events = await (
+        await client.get("/events", params={"object_types": "artifact"}, headers=JSON_ACCEPT)
+    ).json()
     assert len(events) == 1 and events[0]["data"] == first and "app" not in events[0]
 
 
 async def test_artifacts_list_and_get(client: TestClient):
-    """GET /artifacts lists newest first; GET /artifacts/:id finds one; unknown or malformed is 404."""
+    """GET /artifacts lists newest first; GET /artifacts/:id finds one; unknown or bad is 404."""
     a = await artifact(client, "https://e/a")
     b = await artifact(client, "https://e/b")
     assert [x["id"] for x in await (await client.get("/artifacts")).json()] == [b["id"], a["id"]]
@@ -49,13 +53,17 @@ async def test_release_create_fills_resource_defaults_like_the_recording(client:
     expected = json.loads(recorded["response"]["body"])
     assert set(release) == set(expected)
     assert release["processes"] == expected["processes"]
-    events = await (await client.get("/events", params={"object_types": "release"}, headers=JSON_ACCEPT)).json()
+    events = await (
+        await client.get("/events", params={"object_types": "release"}, headers=JSON_ACCEPT)
+    ).json()
     assert events[0]["data"] == release and "app" not in events[0]
 
 
 async def test_release_limit_without_request_gets_request_equal_to_limit(client: TestClient):
     """A given limit without a request gets request = limit; other defaults stay."""
-    release = await post(client, "/releases", {"processes": {"web": {"resources": {"memory": {"limit": 512}}}}})
+    release = await post(
+        client, "/releases", {"processes": {"web": {"resources": {"memory": {"limit": 512}}}}}
+    )
     resources = release["processes"]["web"]["resources"]
     assert resources["memory"] == {"request": 512, "limit": 512}
     assert resources["max_fd"] == {"request": 10000, "limit": 10000}
@@ -65,13 +73,17 @@ async def test_release_refuses_an_empty_env_key_and_an_unknown_artifact(client: 
     """An env var with an empty name, or an artifact that does not exist, is a 400."""
     response = await client.post("/releases", json={"env": {"": "v"}})
     assert response.status == 400 and (await response.json())["detail"] == {"field": "env"}
-    response = await client.post("/releases", json={"artifact": "00000000-0000-4000-8000-000000000000"})
+    response = await client.post(
+        "/releases", json={"artifact": "00000000-0000-4000-8000-000000000000"}
+    )
     assert response.status == 400 and (await response.json())["code"] == "validation_error"
 
 
 async def test_echoed_release_from_the_cli_is_accepted(client: TestClient):
     """`flynn env set` re-posts the previous release whole: server-made fields are ignored."""
-    first = await post(client, "/releases", {"artifact": (await artifact(client))["id"], "env": {"A": "1"}})
+    first = await post(
+        client, "/releases", {"artifact": (await artifact(client))["id"], "env": {"A": "1"}}
+    )
     echoed = {k: v for k, v in first.items() if k != "id"} | {"env": {"A": "2"}}
     second = await post(client, "/releases", echoed)
     assert second["id"] != first["id"] and second["env"] == {"A": "2"}
@@ -85,10 +97,14 @@ async def test_set_and_get_app_release_and_list_app_releases(client: TestClient)
     r1 = await post(client, "/releases", {"env": {"n": "1"}})
     r2 = await post(client, "/releases", {"env": {"n": "2"}})
     assert await (await client.put("/apps/rel/release", json={"id": r1["id"]})).json() == r1
-    assert await (await client.put(f"/apps/{app['id']}/release", json={"id": r2["id"]})).json() == r2
+    assert (
+        await (await client.put(f"/apps/{app['id']}/release", json={"id": r2["id"]})).json() == r2
+    )
     assert await (await client.get("/apps/rel/release")).json() == r2
     assert (await (await client.get("/apps/rel")).json())["release"] == r2["id"]
-    events = await (await client.get("/events", params={"object_types": "app_release"}, headers=JSON_ACCEPT)).json()
+    events = await (
+        await client.get("/events", params={"object_types": "app_release"}, headers=JSON_ACCEPT)
+    ).json()
     assert [e["object_id"] for e in events] == [r2["id"], r1["id"]]
     assert events[0]["data"] == {"prev_release": r1, "release": r2}
     assert events[1]["data"] == {"release": r1}
@@ -99,7 +115,9 @@ async def test_set_and_get_app_release_and_list_app_releases(client: TestClient)
 async def test_set_app_release_to_an_unknown_release_is_flynns_400(client: TestClient):
     """An unknown release id gives Flynn's message without a field."""
     await post(client, "/apps", {"name": "rel2"})
-    response = await client.put("/apps/rel2/release", json={"id": "00000000-0000-4000-8000-000000000000"})
+    response = await client.put(
+        "/apps/rel2/release", json={"id": "00000000-0000-4000-8000-000000000000"}
+    )
     assert response.status == 400
     assert await response.json() == {
         "code": "validation_error",

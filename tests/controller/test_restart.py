@@ -20,20 +20,30 @@ JSON_ACCEPT = {"Accept": "application/json"}
 
 
 async def build_history(client: TestClient) -> None:
-    artifact = await (await client.post("/artifacts", json={"type": "docker", "uri": "https://e/a"})).json()
+    artifact = await (
+        await client.post("/artifacts", json={"type": "docker", "uri": "https://e/a"})
+    ).json()
     for name in ("alpha", "beta", "gamma"):
         await client.post("/apps", json={"name": name, "meta": {"team": name}})
     releases = []
     for n in range(3):
-        body = {"artifact": artifact["id"], "env": {"N": str(n)}, "processes": {"web": {"cmd": ["w"]}}}
+        body = {
+            "artifact": artifact["id"],
+            "env": {"N": str(n)},
+            "processes": {"web": {"cmd": ["w"]}},
+        }
         releases.append(await (await client.post("/releases", json=body)).json())
     await client.put("/apps/alpha/release", json={"id": releases[0]["id"]})
     await client.put("/apps/alpha/release", json={"id": releases[1]["id"]})
     await client.put("/apps/beta/release", json={"id": releases[2]["id"]})
     await client.post("/apps/beta", json={"strategy": "one-by-one", "deploy_timeout": 90})
     await client.put(f"/apps/alpha/formations/{releases[1]['id']}", json={"processes": {"web": 2}})
-    job = {"id": "host-00000000-0000-4000-8000-000000000001", "release": releases[1]["id"],
-           "type": "web", "state": "up"}
+    job = {
+        "id": "host-00000000-0000-4000-8000-000000000001",
+        "release": releases[1]["id"],
+        "type": "web",
+        "state": "up",
+    }
     await client.put(f"/apps/alpha/jobs/{job['id']}", json=job)
     await client.post("/apps/beta/routes", json={"type": "tcp", "service": "beta-db", "port": 0})
     await client.post("/apps/beta/deploy", json={"id": releases[0]["id"]})

@@ -85,7 +85,9 @@ async def test_duplicate_unique_id_is_not_written_again(make_store: StoreFactory
     assert all_ids == ["j|up", "j|down", "k|up"]
 
 
-async def test_append_of_only_duplicates_writes_nothing_and_keeps_the_head(make_store: StoreFactory):
+async def test_append_of_only_duplicates_writes_nothing_and_keeps_the_head(
+    make_store: StoreFactory,
+):
     """An append made entirely of used unique ids returns [] and leaves the head alone."""
     store = await make_store()
     head = (await store.append([ev("j", unique_id="u1")]))[-1].id
@@ -168,8 +170,9 @@ async def test_forward_read_pages_and_stops_at_until(make_store: StoreFactory):
     for i in range(7):
         written += await store.append([ev(f"{i}a"), ev(f"{i}b")])
     assert await collect(store.read(page_size=3)) == written
-    assert await collect(store.read(after=written[3].id, until=written[9].id, page_size=2)) == (
-        written[4:10]
+    assert (
+        await collect(store.read(after=written[3].id, until=written[9].id, page_size=2))
+        == (written[4:10])
     )
 
 
@@ -201,7 +204,9 @@ async def test_subscribe_with_filter_skips_other_events_without_stalling(make_st
 async def test_subscribers_see_every_event_of_concurrent_appenders(make_store: StoreFactory):
     """With many concurrent appenders, each subscriber's sequence equals the final log."""
     store = await make_store()
-    subs = [asyncio.create_task(collect(store.subscribe(after=0), 200, timeout=20)) for _ in range(3)]
+    subs = [
+        asyncio.create_task(collect(store.subscribe(after=0), 200, timeout=20)) for _ in range(3)
+    ]
 
     async def appender(k: int) -> None:
         for i in range(20):

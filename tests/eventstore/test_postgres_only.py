@@ -68,9 +68,7 @@ async def test_two_processes_appending_while_a_subscriber_tails_lose_and_reorder
                 return
 
     tailer = asyncio.create_task(tail())
-    procs = [
-        spawn_appender(dsn, name, per_process, "--concurrency", "16") for name in ("p1", "p2")
-    ]
+    procs = [spawn_appender(dsn, name, per_process, "--concurrency", "16") for name in ("p1", "p2")]
     for proc in procs:
         assert await asyncio.to_thread(proc.wait, 120) == 0
     await asyncio.wait_for(tailer, 30)
@@ -84,7 +82,7 @@ async def test_two_processes_appending_while_a_subscriber_tails_lose_and_reorder
 async def test_kill_9_mid_append_keeps_every_acknowledged_append_whole(
     dsn: str, store: PostgresEventStore
 ):
-    """After kill -9 of an appending process, every acknowledged append is there, none is partial."""
+    """After kill -9 of an appending process, every acknowledged append is whole and there."""
     proc = spawn_appender(dsn, "k", 100_000, "--concurrency", "32", "--batch", "5", "--acks")
     assert proc.stdout is not None
     acked: list[str] = []
@@ -168,7 +166,8 @@ async def test_migrations_are_idempotent_and_refuse_a_newer_schema(dsn: str):
         assert await migrate(conn, "eventstore", "eventstore") == []  # the template has it
         assert await migrate(conn, "eventstore", "eventstore") == []
         await conn.execute(
-            "INSERT INTO schema_migrations (component, version, name) VALUES ('eventstore', 999, 'x')"
+            "INSERT INTO schema_migrations (component, version, name) "
+            "VALUES ('eventstore', 999, 'x')"
         )
         with pytest.raises(SchemaTooNewError):
             await migrate(conn, "eventstore", "eventstore")
@@ -193,7 +192,10 @@ async def test_fresh_database_is_migrated_on_open(local_pg: LocalPG):
 
 async def test_appends_fail_fast_while_the_database_is_down_and_recover_after():
     """With Postgres stopped, appends fail promptly and retryably; afterwards all resumes."""
-    with tempfile.TemporaryDirectory(prefix="pgdown-") as root, LocalPG(Path(root), fast=True) as pg:
+    with (
+        tempfile.TemporaryDirectory(prefix="pgdown-") as root,
+        LocalPG(Path(root), fast=True) as pg,
+    ):
         store = await PostgresEventStore.open(pg.dsn())
         try:
             before = await store.append([ev("before")])

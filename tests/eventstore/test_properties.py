@@ -94,8 +94,10 @@ def test_concurrent_appends_form_a_sequential_history(
         try:
             start = (await store.append([ev("start")]))[-1].id
             batches = [
-                ([ev(f"{n}.{i}", unique_id=u) for i, u in enumerate(uids)],
-                 None if how == "none" else start)
+                (
+                    [ev(f"{n}.{i}", unique_id=u) for i, u in enumerate(uids)],
+                    None if how == "none" else start,
+                )
                 for n, (uids, how) in enumerate(ops)
             ]
             results = await asyncio.gather(
@@ -104,7 +106,7 @@ def test_concurrent_appends_form_a_sequential_history(
             )
             log = await read_all(store)
             index = {e.id: i for i, e in enumerate(log)}
-            for (events, expected), result in zip(batches, results, strict=True):
+            for (_events, expected), result in zip(batches, results, strict=True):
                 if isinstance(result, ConcurrencyError):
                     assert expected is not None
                     continue
@@ -116,8 +118,11 @@ def test_concurrent_appends_form_a_sequential_history(
                 assert spots == list(range(spots[0], spots[0] + len(result)))
                 if expected is not None:
                     assert log[spots[0] - 1].id == expected
-            winners = [r for (_, e), r in zip(batches, results, strict=True)
-                       if e is not None and isinstance(r, list)]
+            winners = [
+                r
+                for (_, e), r in zip(batches, results, strict=True)
+                if e is not None and isinstance(r, list)
+            ]
             # Only one append can find the head where it expects it (unless it wrote nothing).
             assert len([w for w in winners if w]) <= 1
             unique = [e.unique_id for e in log if e.unique_id is not None]
