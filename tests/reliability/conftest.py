@@ -16,7 +16,7 @@ from controller.app import create_app
 from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from localpg import LocalPG, LocalPGError, ensure_database
-from tests.reliability.service import AUTH, KEY, OLD_KEY
+from tests.reliability.service import AUTH, KEY, OLD_KEY, Service
 
 #: (test, figure, value) measured by the tests of this run; see pytest_terminal_summary.
 FIGURES: list[tuple[str, str, str]] = []
@@ -71,6 +71,19 @@ async def own_pg() -> AsyncIterator[LocalPG]:
     finally:
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def service(
+    own_pg: LocalPG, workdir: Path, session: aiohttp.ClientSession
+) -> AsyncIterator[Service]:
+    """The service, in its own process, on `own_pg` (which the test may stop and start)."""
+    running = Service(own_pg.dsn("evenflow"), workdir)
+    try:
+        await running.ready(session)
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

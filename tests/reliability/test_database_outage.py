@@ -4,8 +4,6 @@ recovers by itself and its event streams resume without losing or repeating an e
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -100,18 +98,6 @@ async def _start(load: Load) -> list[asyncio.Task[None]]:
     tasks += [asyncio.create_task(load.reader()) for _ in range(READERS)]
     tasks.append(asyncio.create_task(load.status_poller()))
     return tasks
-
-
-@pytest.fixture
-async def service(
-    own_pg: LocalPG, workdir: Path, session: aiohttp.ClientSession
-) -> AsyncIterator[Service]:
-    running = Service(own_pg.dsn("evenflow"), workdir)
-    try:
-        await running.ready(session)
-        yield running
-    finally:
-        running.stop()
 
 
 async def test_a_database_outage_is_a_prompt_503_and_the_service_recovers_by_itself(

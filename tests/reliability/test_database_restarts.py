@@ -5,7 +5,6 @@ tar that looks whole)."""
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,18 +81,6 @@ class Scheduler:
     async def _report(self, job: str, release: str, kind: str, state: str) -> None:
         body = {"id": job, "release": release, "type": kind, "state": state}
         await call(self.session, "PUT", f"{self.url}/apps/{self.app}/jobs/{job}", body)
-
-
-@pytest.fixture
-async def service(
-    own_pg: LocalPG, workdir: Path, session: aiohttp.ClientSession
-) -> AsyncIterator[Service]:
-    running = Service(own_pg.dsn("evenflow"), workdir)
-    try:
-        await running.ready(session)
-        yield running
-    finally:
-        running.stop()
 
 
 async def restart(pg: LocalPG) -> None:
