@@ -39,7 +39,7 @@ class CreateApp:
 
     @classmethod
     def from_json(
-        cls, doc: JSON, *, new_id: str, now: datetime, route_id: str, domain: str | None
+        cls, doc: JSON, *, new_id: str, now: datetime, route_id: str | None, domain: str | None
     ) -> CreateApp:
         """From a schema-checked body; server-made fields (created_at, release) are ignored."""
         timeout = doc.get("deploy_timeout")

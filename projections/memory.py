@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from eventstore.codec import compact, decode
+from eventstore.codec import compact, decode, remember
 from eventstore.events import (
     AppCreated,
     AppUpdated,
@@ -117,6 +117,7 @@ class MemoryReadModel:
                 event = decode(record)
             else:
                 event = decoded[n]
+                remember(record, event)  # for the SQL projector, which decodes it next
                 attribute = _PAYLOAD_IS_OBJECT.get(type(event))
                 if attribute is not None:
                     obj = getattr(event, attribute)

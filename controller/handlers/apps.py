@@ -15,11 +15,13 @@ from projections.routes import current_domain
 
 async def create_app(request: web.Request) -> web.Response:
     doc = await read_json(request, "app")
+    read_model = model(request)
     # After a domain migration the log's domain wins over DEFAULT_ROUTE_DOMAIN.
-    domain = current_domain(model(request).state, request.app[keys.SETTINGS].default_route_domain)
-    command = CreateApp.from_json(doc, new_id=new_id(), now=now(), route_id=new_id(), domain=domain)
+    domain = current_domain(read_model.state, request.app[keys.SETTINGS].default_route_domain)
+    route_id = new_id() if domain else None  # the default route's, when there is a domain
+    command = CreateApp.from_json(doc, new_id=new_id(), now=now(), route_id=route_id, domain=domain)
     await dispatch(request, command)
-    return json_response(model(request).encode(model(request).state.apps[command.id]))
+    return json_response(read_model.encode(read_model.state.apps[command.id]))
 
 
 async def list_apps(request: web.Request) -> web.Response:
