@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+import uvloop
 from aiohttp import web
 
 BODY = b'{"id":"00000000-0000-4000-8000-000000000000","name":"ceiling","meta":{}}'
@@ -35,7 +36,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    web.run_app(make_app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    # The same event loop as the service (controller/__main__.py), so that the ratios
+    # compare our code with aiohttp's alone, not one loop with another.
+    web.run_app(
+        make_app(),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

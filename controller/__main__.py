@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
+import uvloop
 from aiohttp import web
 
 from controller.access_log import AccessLogger
@@ -128,6 +129,9 @@ def _run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) 
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         reuse_port=reuse_port or None,
         print=lambda text: logger.info("%s", text.strip()),
+        # uvloop: A/B against asyncio's loop, POST /apps x64 and GET /apps/:id x64 (wrk, 5-7
+        # alternating rounds of 4 s): server CPU per request -8 % and -11..-18 %.
+        loop=uvloop.new_event_loop(),
     )
 
 
