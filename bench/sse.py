@@ -16,23 +16,19 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import attrs
 import orjson
 
 from bench import process_tree_cpu, scratch_database, server
 from bench.report import Row, Target
-from bench.sse_subscriber import KEY
+from bench.service import evenflow
 from bench.store import release_event
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import NewEvent
@@ -64,45 +60,7 @@ SCENARIOS = (
 )
 
 
-# -- the service and the writer ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def service(dsn: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`python -m controller serve` on a free port, until the block ends."""
-    port = free_port()
-    env = os.environ | {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING",
-                        "SCHEDULER": "off"}  # fmt: skip
-    args = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1"]  # fmt: skip
-    proc = subprocess.Popen(args, cwd=ROOT, env=env)
-    try:
-        yield f"http://127.0.0.1:{port}", proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url + "/ping") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"the service at {url} did not start (exit status {proc.poll()})")
+# -- the writer -------------------------------------------------------------------------------
 
 
 async def write(
@@ -252,8 +210,10 @@ async def _measure(
     results: dict[Scenario, list[dict[str, float]]] = {s: [] for s in scenarios}
     async with scratch_database(admin_dsn) as dsn:
         await (await PostgresEventStore.open(dsn, min_size=1, max_size=1)).close()  # migrate
-        with service(dsn) as (url, proc), tempfile.TemporaryDirectory() as folder:
-            await wait_ready(url, proc)
+        with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
+            # evenflow() waits for the service with an event loop of its own: in a thread.
+            served = await asyncio.to_thread(stack.enter_context, evenflow(dsn))
+            url, proc = served.url, served.proc
             for round_ in range(plan.runs):
                 for scenario in scenarios:
                     pids = (proc.pid, postmaster)
