@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "reliability-key"
@@ -147,3 +149,24 @@ def client_ssl(cafile: Path) -> ssl.SSLContext:
 
 async def json_of(response: aiohttp.ClientResponse) -> Any:
     return await response.json(content_type=None)
+
+
+class LocalProvider:
+    """Base of the tests' resource providers: `async with` serves the routes a subclass adds
+    (`add_routes`) on 127.0.0.1, and gives the provider URL (its `/db` path)."""
+
+    server: TestServer | None = None
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> str:
+        app = web.Application()
+        self.add_routes(app.router)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return str(self.server.make_url("/db"))
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        await self.server.close()

@@ -22,13 +22,12 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.reliability.conftest import report
-from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, Service
+from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
 
 pytestmark = pytest.mark.postgres
 
@@ -150,11 +149,10 @@ def logged_errors(log: str) -> list[str]:
     return list(found.values())
 
 
-class StubProvider:
+class StubProvider(LocalProvider):
     """A resource provider on 127.0.0.1 that provisions anything."""
 
     def __init__(self) -> None:
-        self.server: TestServer | None = None
         self.count = 0
 
     async def _provision(self, request: web.Request) -> web.Response:
@@ -164,17 +162,9 @@ class StubProvider:
     async def _deprovision(self, request: web.Request) -> web.Response:
         return web.Response()
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post("/db", self._provision)
-        app.router.add_delete("/db", self._deprovision)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("/db"))
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        await self.server.close()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/db", self._provision)
+        router.add_delete("/db", self._deprovision)
 
 
 async def known_objects(

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from controller import middlewares
 from controller.access_log import redact
@@ -24,7 +24,7 @@ from controller.app import create_app
 from controller.openapi import OPEN_PATHS
 from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
-from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, ROOT, Service
+from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, ROOT, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()
 TLS = ROOT / "tests" / "fixtures" / "tls"
@@ -185,13 +185,12 @@ async def test_keys_are_never_logged_nor_echoed(
 # -- outbound calls --------------------------------------------------------------------------
 
 
-class RecordingProvider:
+class RecordingProvider(LocalProvider):
     """A provider that records what reaches it; it may answer with a redirect instead."""
 
     def __init__(self, redirect_to: str | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.redirect_to = redirect_to
-        self.server: TestServer | None = None
 
     async def _any(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((str(request.rel_url), dict(request.headers), await request.read()))
@@ -201,16 +200,8 @@ class RecordingProvider:
             return web.Response()
         return web.json_response({"id": "/db/1", "env": {"DATABASE_URL": "postgres://db"}})
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_route("*", "/db", self._any)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("/db"))
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        await self.server.close()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/db", self._any)
 
 
 @pytest.fixture

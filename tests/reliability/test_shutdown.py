@@ -10,11 +10,10 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from eventstore.postgres import PostgresEventStore
 from tests.reliability.conftest import report
-from tests.reliability.service import AUTH, JSON, Service, has_workers
+from tests.reliability.service import AUTH, JSON, LocalProvider, Service, has_workers
 
 pytestmark = pytest.mark.postgres
 
@@ -22,27 +21,18 @@ pytestmark = pytest.mark.postgres
 EXIT_WITHIN = 10.0
 
 
-class SlowProvider:
+class SlowProvider(LocalProvider):
     """A resource provider that answers after `delay` seconds (None: never)."""
 
     def __init__(self, delay: float | None) -> None:
         self.delay = delay
-        self.server: TestServer | None = None
 
     async def _provision(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.delay if self.delay is not None else 3600)
         return web.json_response({"id": "/db/1", "env": {"DATABASE_URL": "postgres://db"}})
 
-    async def __aenter__(self) -> str:
-        app = web.Application()
-        app.router.add_post("/db", self._provision)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        return str(self.server.make_url("/db"))
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        await self.server.close()
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/db", self._provision)
 
 
 @pytest.fixture
