@@ -599,9 +599,6 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
 #: Stored type name -> class. Names are the decode key: never rename one.
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in EVENT_CLASSES}
 
-#: Every Flynn object_type this log can hold (GET /events filters by them).
-OBJECT_TYPES = frozenset(cls.object_type for cls in EVENT_CLASSES)
-
 # Names are the decode key and (object_type, op) is the wire identity: both must be unique.
 assert len(EVENT_TYPES) == len(EVENT_CLASSES)
 assert len({(cls.object_type, cls.op) for cls in EVENT_CLASSES}) == len(EVENT_CLASSES)

@@ -363,10 +363,6 @@ class Route:
         # Interned: the app's own id string (an index key), not a new copy per call.
         return ident(self.parent_ref[len(prefix) :]) if self.parent_ref.startswith(prefix) else None
 
-    @property
-    def formatted_id(self) -> str:
-        return f"{self.type}/{self.id}"
-
     def to_json(self) -> JSON:
         doc: JSON = {
             "type": self.type,  # type and service are always present (Flynn)

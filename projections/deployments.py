@@ -91,9 +91,3 @@ def deadline(state: State, d: Deployment) -> datetime | None:
         if formation is not None:
             moments.append(formation.updated_at)
     return max(moments) + timedelta(seconds=d.deploy_timeout)
-
-
-def next_deadline(state: State) -> datetime | None:
-    """The earliest deadline among unfinished deployments (when a deployer must look again)."""
-    deadlines = [t for d in unfinished(state) if (t := deadline(state, d)) is not None]
-    return min(deadlines, default=None)

@@ -28,7 +28,7 @@ from replay.history import app_events, find_app_id, history_text, timeline
 from replay.progress import Progress
 from replay.restore import RestoreError, rebuild_sql, restore
 from replay.source import ArchiveSource, LogSource
-from replay.verify import Service, verify_read_model, verify_service
+from replay.verify import MAX_LISTED, Service, verify_read_model, verify_service
 from replay.views import state_document, state_text
 
 #: Opens the database the commands work on; yields its DSN.
@@ -166,7 +166,7 @@ async def verify_command(args: argparse.Namespace, dsn: str | None) -> int:
 def _verify_text(doc: JSON) -> str:
     if doc["ok"]:
         return "ok: no drift\n"
-    listed = doc["differences"][:50]
+    listed = doc["differences"][:MAX_LISTED]
     more = len(doc["differences"]) - len(listed)
     tail = [f"... and {more} more"] if more else []
     return "\n".join([f"DRIFT: {len(doc['differences'])} differences", *listed, *tail]) + "\n"
