@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
+import orjson
 
 from bench import Usage, scratch_database, server
 from bench.report import Row, Target
@@ -44,6 +45,7 @@ from eventstore.events import (
 from eventstore.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
+from projections.memory import collector_paused
 from replay.archive import ArchiveWriter
 from replay.fold import rebuild
 from replay.progress import Progress
@@ -216,6 +218,16 @@ async def fold(source: LogSource, events: int) -> None:
     assert rebuilt.last_event_id == events, rebuilt.last_event_id
 
 
+async def parse_only(source: LogSource, events: int) -> None:
+    """The floor under a rebuild: read every event and parse its payload; fold nothing."""
+    loads, count = orjson.loads, 0
+    with collector_paused():  # as rebuild: the parsed payloads are not kept, though
+        async for record in source.read():
+            loads(record.data)
+            count += 1
+    assert count == events, count
+
+
 async def _measure(dsn: str, plan: Plan, postmaster: int | None, folder: Path) -> list[Row]:
     archive, again = folder / "log.tar", folder / "again.tar"
     made = write_archive(archive, plan.events)
@@ -235,7 +247,8 @@ async def _measure(dsn: str, plan: Plan, postmaster: int | None, folder: Path) -
     await conn.execute("VACUUM (ANALYZE) events")  # hint bits now, not in a measured read
     await conn.close()
     store = await PostgresEventStore.open(dsn, min_size=1, max_size=2)
-    runs: dict[str, list[Measured]] = {k: [] for k in ("check", "backup", "verify", "file", "db")}
+    kinds = ("check", "backup", "verify", "file", "db", "file floor", "db floor")
+    runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     try:
         for _ in range(plan.runs):
             runs["verify"].append(
@@ -267,6 +280,20 @@ async def _measure(dsn: str, plan: Plan, postmaster: int | None, folder: Path) -
                     lambda: fold(store, plan.events),
                 )
             )
+            runs["file floor"].append(
+                await measure(
+                    "read + parse payloads, from the file",
+                    None,
+                    lambda: parse_only(ArchiveSource(archive), plan.events),
+                )
+            )
+            runs["db floor"].append(
+                await measure(
+                    "read + parse payloads, from the db",
+                    postmaster,
+                    lambda: parse_only(store, plan.events),
+                )
+            )
     finally:
         await store.close()
     n, mb = plan.events, again.stat().st_size / 1e6
@@ -286,6 +313,10 @@ async def _measure(dsn: str, plan: Plan, postmaster: int | None, folder: Path) -
         rate("check", n, "restore: read-back check from the database"),
         rate("file", n, "rebuild in memory from a backup file", REBUILD_TARGET),
         rate("db", n, "rebuild in memory from the database", REBUILD_TARGET),
+        # What reading the log and parsing each payload cost alone, without any fold: the
+        # ceiling of a rebuild on this machine, for the target above.
+        rate("file floor", n, "floor: read the backup file and parse each payload"),
+        rate("db floor", n, "floor: read the database and parse each payload"),
     ]
 
 
