@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -247,53 +247,33 @@ async def _measure(dsn: str, plan: Plan, postmaster: int | None, folder: Path) -
     await conn.execute("VACUUM (ANALYZE) events")  # hint bits now, not in a measured read
     await conn.close()
     store = await PostgresEventStore.open(dsn, min_size=1, max_size=2)
-    kinds = ("check", "backup", "verify", "file", "db", "file floor", "db floor")
-    runs: dict[str, list[Measured]] = {k: [] for k in kinds}
+    # key -> (what the progress line says, whose CPU is PostgreSQL's, the work)
+    works: dict[str, tuple[str, int | None, Callable[[], Awaitable[object]]]] = {
+        "verify": ("verify archive", None, lambda: asyncio.to_thread(verify_archive, archive)),
+        "backup": ("backup from the database", postmaster, lambda: backup_to(store, again)),
+        "check": ("restore: read-back check", postmaster, lambda: check_database(store, manifest)),
+        "file": (
+            "rebuild in memory from the file",
+            None,
+            lambda: fold(ArchiveSource(archive), plan.events),
+        ),
+        "db": ("rebuild in memory from the database", postmaster, lambda: fold(store, plan.events)),
+        "file floor": (
+            "read + parse payloads, from the file",
+            None,
+            lambda: parse_only(ArchiveSource(archive), plan.events),
+        ),
+        "db floor": (
+            "read + parse payloads, from the db",
+            postmaster,
+            lambda: parse_only(store, plan.events),
+        ),
+    }
+    runs: dict[str, list[Measured]] = {key: [] for key in works}
     try:
         for _ in range(plan.runs):
-            runs["verify"].append(
-                await measure(
-                    "verify archive", None, lambda: asyncio.to_thread(verify_archive, archive)
-                )
-            )
-            runs["backup"].append(
-                await measure(
-                    "backup from the database", postmaster, lambda: backup_to(store, again)
-                )
-            )
-            runs["check"].append(
-                await measure(
-                    "restore: read-back check", postmaster, lambda: check_database(store, manifest)
-                )
-            )
-            runs["file"].append(
-                await measure(
-                    "rebuild in memory from the file",
-                    None,
-                    lambda: fold(ArchiveSource(archive), plan.events),
-                )
-            )
-            runs["db"].append(
-                await measure(
-                    "rebuild in memory from the database",
-                    postmaster,
-                    lambda: fold(store, plan.events),
-                )
-            )
-            runs["file floor"].append(
-                await measure(
-                    "read + parse payloads, from the file",
-                    None,
-                    lambda: parse_only(ArchiveSource(archive), plan.events),
-                )
-            )
-            runs["db floor"].append(
-                await measure(
-                    "read + parse payloads, from the db",
-                    postmaster,
-                    lambda: parse_only(store, plan.events),
-                )
-            )
+            for key, (what, server_pid, work) in works.items():
+                runs[key].append(await measure(what, server_pid, work))
     finally:
         await store.close()
     n, mb = plan.events, again.stat().st_size / 1e6
