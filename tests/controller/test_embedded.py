@@ -4,14 +4,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.controller.test_processes import ROOT, free_port
+from tests.processes import ROOT, free_port, serve_command
 
 pytestmark = pytest.mark.postgres
 
@@ -57,16 +56,7 @@ async def test_kill_9_of_the_service_stops_its_embedded_postgres_and_data_persis
     url = f"http://127.0.0.1:{port}"
     for round_ in range(2):
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_command(port),
             cwd=ROOT,
             env=env,
             stderr=subprocess.DEVNULL,

@@ -3,28 +3,20 @@
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.processes import ROOT, free_port, serve_command
+
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "proc-key"
 AUTH = {"Authorization": aiohttp.encode_basic_auth("", KEY)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Service:
@@ -35,16 +27,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         env = os.environ | {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING"}
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            serve_command(self.port),
             cwd=ROOT,
             env=env,
         )

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 
 from controller.workers import Supervisor
+from tests.processes import ROOT, free_port, serve_command
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "workers-key"
 AUTH = {"Authorization": aiohttp.encode_basic_auth("", KEY)}
 
@@ -42,16 +42,10 @@ async def wait_until(condition: object, timeout: float = 30) -> None:
 
 async def test_two_workers_share_the_port_and_see_each_others_writes(make_database, tmp_path):
     dsn = await make_database()
-    with __import__("socket").socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = os.environ | {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "SCHEDULER": "off",
                         "LOG_LEVEL": "WARNING", "EVENFLOW_DATA_DIR": str(tmp_path)}  # fmt: skip
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
+    parent = subprocess.Popen(serve_command(port, "--workers", "2"), cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(url, headers=AUTH) as session:

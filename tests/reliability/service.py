@@ -4,15 +4,10 @@ start it, wait for it, kill it (-9) or stop it (SIGTERM), read its log, fds and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import io
 import os
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,37 +16,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, free_port, serve_command
+
 KEY = "reliability-key"
 OLD_KEY = "rotated-out-key"
 AUTH = {"Authorization": aiohttp.encode_basic_auth("", KEY)}
 JSON = {"Content-Type": "application/json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@functools.cache
-def has_workers() -> bool:
-    """Whether `serve` takes `--workers` (several service processes on one port)."""
-    from controller.__main__ import parser
-
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            parser().parse_args(["serve", "--workers", "1"])
-    except SystemExit:
-        return False
-    return True
-
-
-def _processes(workers: int) -> list[str]:
-    if not has_workers():
-        assert workers == 1
-        return []
-    return ["--workers", str(workers)]
 
 
 class Service:
@@ -81,11 +51,7 @@ class Service:
         }
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "controller", "serve"),
-                    *("--host", "127.0.0.1", "--port", str(self.port), *args),
-                    *_processes(workers),
-                ],
+                serve_command(self.port, *args, "--workers", str(workers)),
                 cwd=ROOT,
                 env=environment | (env or {}),
                 stdout=log,

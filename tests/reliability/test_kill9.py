@@ -17,7 +17,7 @@ from projections.sql import SqlReadModel
 from replay.verify import Service as VerifiedService
 from replay.verify import verify_read_model, verify_service
 from tests.reliability.conftest import report
-from tests.reliability.service import AUTH, JSON, KEY, Service, has_workers
+from tests.reliability.service import AUTH, JSON, KEY, Service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults]
 
@@ -40,8 +40,6 @@ async def test_kill_9_during_a_write_burst_loses_and_duplicates_nothing(
 
     With two worker processes, every process of the service is killed at once.
     """
-    if workers > 1 and not has_workers():
-        pytest.skip("serve has no --workers")
     dsn = await make_database()
     # With a route domain, creating an app is one command of two events (app and route).
     service = Service(dsn, workdir, {"DEFAULT_ROUTE_DOMAIN": DOMAIN}, workers=workers)

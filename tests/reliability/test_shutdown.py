@@ -13,7 +13,7 @@ from aiohttp import web
 
 from eventstore.postgres import PostgresEventStore
 from tests.reliability.conftest import report
-from tests.reliability.service import AUTH, JSON, LocalProvider, Service, has_workers
+from tests.reliability.service import AUTH, JSON, LocalProvider, Service
 
 pytestmark = pytest.mark.postgres
 
@@ -130,8 +130,6 @@ async def test_sigterm_exits_within_10_s_even_with_a_request_that_never_ends(
 ):
     """A provider that never answers does not hold the shutdown past its bound (nor, with
     worker processes, the parent's)."""
-    if workers > 1 and not has_workers():
-        pytest.skip("serve has no --workers")
     service = Service(await make_database(), workdir, workers=workers)
     try:
         await service.ready(session)

@@ -4,18 +4,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, free_port, serve_command
+
 KEY = "served-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:
@@ -33,8 +27,7 @@ class Served:
             "JOB_STOP_GRACE": "2",
             "LOG_LEVEL": "INFO",
         }
-        args = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1",
-                "--port", str(self.port)]  # fmt: skip
+        args = serve_command(self.port)
         with output.open("ab") as out:
             self.proc = subprocess.Popen(
                 args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
