@@ -77,12 +77,15 @@ def marker(record: RecordedEvent | None) -> tuple[Any, ...] | None:
 def save(path: Path, model: MemoryReadModel, last: RecordedEvent) -> None:
     """Write the model's state, folded up to `last`, to `path` (atomically)."""
     assert last.id == model.last_id
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The service's alone: it holds every release's env, and jobs may traverse the data
+    # directory.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     was_enabled = gc.isenabled()
     gc.disable()  # the pickler's temporaries would trigger collections all along
     try:
-        with temporary.open("wb") as f:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
             pickler = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
             pickler.dispatch_table = copyreg.dispatch_table | _TABLE
             pickler.dump((FORMAT, marker(last), model.state))

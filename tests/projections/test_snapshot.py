@@ -48,6 +48,14 @@ def test_a_snapshot_then_the_rest_of_the_log_equals_the_whole_fold(
     assert queries == asyncio.run(MemoryQueries(whole).snapshot())
 
 
+def test_a_snapshot_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds every release's env: other users (the jobs' uids) may not read it."""
+    log = recorded([])
+    path = tmp_path / "snapshots" / snapshot.FILE_NAME
+    snapshot.save(path, folded(log), log[-1])
+    assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+
+
 def test_a_snapshot_of_other_code_or_a_broken_file_is_ignored(tmp_path: Path) -> None:
     log = recorded([])
     path = tmp_path / snapshot.FILE_NAME
