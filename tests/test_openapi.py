@@ -53,7 +53,7 @@ def test_body_schemas_are_the_files_of_schemas(app: Any):
     components = build_document(app.router)["components"]["schemas"]
     release = json.loads(resources.files("schemas").joinpath("release.json").read_text())
     assert components["release"]["properties"].keys() == release["properties"].keys()
-    assert components["release"]["properties"]["env"] == {
+    assert components["release"]["properties"]["meta"] == {
         "$ref": "#/components/schemas/release.string_map"
     }
     assert components["release.string_map"] == release["definitions"]["string_map"]
