@@ -12,6 +12,7 @@ from commands.apps import require_app
 from commands.errors import NotFoundError, ValidationError
 from eventstore.events import Event, JobStateChanged
 from eventstore.objects import JSON, Job, Release
+from host.inputs import JOB_ID_SHAPE, parse_job_id
 from projections.jobs import JOB_STATES, find_job
 from projections.state import State, canonical_uuid, find_app
 
@@ -166,8 +167,10 @@ def put_job(state: State, cmd: PutJob) -> list[Event]:
     if current is None:
         if app_id not in state.apps:
             raise NotFoundError(f"app {cmd.app!r} not found")
-        if canonical_uuid(cmd.job_id) == cmd.job_id:
-            raise ValidationError("id", "must be <host id>-<uuid>")
+        # A new job may be run by a host, which names its directory after the id: only
+        # Flynn's shape (pkg/cluster ExtractHostID) with a uuid, nothing a path could hide in.
+        if parse_job_id(cmd.job_id) is None:
+            raise ValidationError("id", f"must be {JOB_ID_SHAPE}")
         return [JobStateChanged(_new_job(cmd, app_id, release_id))]
     if _RANK[cmd.state] < _RANK[current.state]:
         # Flynn SEED: a trigger refused backwards moves (dropped on 2015-12-19).

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import attrs
 
+from host.inputs import valid_host_id
+from host.uids import DEFAULT_RANGE
+
 #: Reported by /.well-known/status. Flynn's CLI picks formation-based scaling (the API
 #: Evenflow speaks) for versions older than v20170309.0.
 FLYNN_VERSION = "v20151214.0"
@@ -66,6 +69,34 @@ def _scheduler(env: dict[str, str]) -> str:
     return value
 
 
+# -- the local host: who jobs run as, where artifacts come from, its id ------------------
+
+
+def _uid_range(env: dict[str, str]) -> tuple[int, int]:
+    value = env.get("JOB_UID_RANGE")
+    if not value:
+        return DEFAULT_RANGE
+    first, _, last = value.partition("-")
+    if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last) < 2**32 - 1):
+        raise SystemExit(f"JOB_UID_RANGE must be FIRST-LAST, uids above 0; got {value!r}")
+    return int(first), int(last)
+
+
+def _host_id(env: dict[str, str]) -> str:
+    value = (env.get("HOST_ID") or "host").replace("-", "")  # Flynn: host/host.go
+    if not valid_host_id(value):
+        raise SystemExit(f"HOST_ID must be letters, digits, '.' or '_' (at most 64); got {value!r}")
+    return value
+
+
+def _no_job_user(env: dict[str, str]) -> None:
+    if "JOB_USER" in env:
+        raise SystemExit(
+            "JOB_USER is no longer read: run as root, jobs run as a uid of their app's own, "
+            "from JOB_UID_RANGE; unset JOB_USER"
+        )
+
+
 @attrs.frozen
 class Settings:
     database_url: str | None = None  # None: the embedded local PostgreSQL
@@ -85,7 +116,8 @@ class Settings:
     # "off" here, "local" from the environment: a service started by `make run` schedules,
     # while settings built in code (tests playing the scheduler) do not unless they ask.
     scheduler: str = "off"
-    job_user: str = "nobody"  # jobs run as this user when the service runs as root
+    artifact_root: Path | None = None  # file artifacts come from here; None: data_dir/artifacts
+    job_uid_range: tuple[int, int] = DEFAULT_RANGE  # run as root, each app's jobs get a uid here
     job_stop_grace: float = 10.0  # seconds from SIGTERM to SIGKILL when a job is stopped
     job_up_timeout: float = 30.0  # seconds a job with ports has to accept connections
     restart_backoff: tuple[float, float, float] = (0.0, 10.0, 30.0)  # below 5, 15, more restarts
@@ -96,6 +128,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
+        _no_job_user(env)
         keys = tuple(k.strip() for k in env.get("AUTH_KEY", "").split(",") if k.strip())
         return cls(
             database_url=env.get("DATABASE_URL") or None,
@@ -109,10 +142,16 @@ class Settings:
             max_streams=_int(env, "MAX_STREAMS", 10_000),
             tls_cert=_tls_pair(env)[0],
             tls_key=_tls_pair(env)[1],
-            host_id=(env.get("HOST_ID") or "host").replace("-", ""),
+            host_id=_host_id(env),
             scheduler=_scheduler(env),
-            job_user=env.get("JOB_USER", "nobody"),
+            artifact_root=Path(env["ARTIFACT_ROOT"]) if env.get("ARTIFACT_ROOT") else None,
+            job_uid_range=_uid_range(env),
             job_stop_grace=_seconds(env, "JOB_STOP_GRACE", 10.0),
             job_up_timeout=_seconds(env, "JOB_UP_TIMEOUT", 30.0),
             restart_backoff=_backoff(env),
         )
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the local host takes `file` artifacts from (ARTIFACT_ROOT)."""
+        return self.artifact_root or self.data_dir / "artifacts"

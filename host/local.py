@@ -10,6 +10,10 @@ the same state directory recovers the jobs: those still running, and how the oth
 A job is `up` once its command was executed and, for a process type with ports, once its
 first port accepts TCP connections; one that does not within `up_timeout` is stopped and
 exits with a host error.
+
+Run as root, the host runs each app's jobs as a uid of the app's own (host/uids.py), and
+reads their artifacts with that uid's rights (host/artifacts.py). A job id reaches the disk
+only as the uuid of a well-formed id (host/jobdir.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -30,17 +33,30 @@ import attrs
 
 from applog.store import LogLine, LogStore
 from host.artifacts import unpack
+from host.inputs import command_error
 from host.interface import HostEvent, JobSpec
-from host.jobdir import JOB_DIR_MODE, Exit, JobDir, Record, alive, kill_group
+from host.jobdir import (
+    JOB_DIR_MODE,
+    Exit,
+    JobDir,
+    Record,
+    UnsafePathError,
+    alive,
+    job_dirs,
+    job_path,
+    kill_group,
+    remove,
+)
 from host.logtail import JobLog
 from host.ports import accepts, free_ports
-from host.users import job_owner, warn_if_unreachable
+from host.uids import DEFAULT_RANGE, AppUids, check_mapped, warn_if_unreachable
 
 logger = logging.getLogger(__name__)
 
 SHIM = Path(__file__).with_name("shim.py")
 #: Release resources the host applies, by the shim's name for their rlimit.
 LIMITS = {"max_fd": "nofile", "memory": "as"}
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 
 
 @attrs.define(eq=False)
@@ -59,6 +75,7 @@ class _Job:
     error: str = ""
     ended: bool = False
     preparing: asyncio.Task[None] | None = None
+    has_dir: bool = False  # its directory is its own (made or adopted): forget removes it
 
 
 class LocalHost:
@@ -68,7 +85,8 @@ class LocalHost:
         state_dir: Path,
         logs: LogStore,
         *,
-        user: str = "nobody",
+        artifact_root: Path,
+        uid_range: tuple[int, int] = DEFAULT_RANGE,
         stop_grace: float = 10.0,
         up_timeout: float = 30.0,
         poll_interval: float = 0.1,
@@ -78,7 +96,12 @@ class LocalHost:
         self._state_dir = state_dir.resolve()
         self._jobs_dir = self._state_dir / "jobs"
         self._logs = logs
-        self._owner = job_owner(user)
+        self._artifact_root = Path(os.path.abspath(artifact_root))
+        # Not root: every job runs as the service's own user, which cannot switch to another.
+        self._uids: AppUids | None = None
+        if os.geteuid() == 0:
+            check_mapped(*uid_range)
+            self._uids = AppUids(self._state_dir / "uids.json", *uid_range)
         self._stop_grace = stop_grace
         self._up_timeout = up_timeout
         self._poll = poll_interval
@@ -95,13 +118,10 @@ class LocalHost:
 
     async def recover(self) -> list[str]:
         self._make_dirs()
-        for path in sorted(p for p in self._jobs_dir.iterdir() if p.is_dir()):
-            jobdir = JobDir(self._jobs_dir, path.name)
-            record = jobdir.record()
-            if record is None:  # the host stopped while creating it: nothing ran
-                await asyncio.to_thread(shutil.rmtree, path, True)
-                continue
-            job = self._jobs[record.job_id] = _Job(jobdir, record)
+        for jobdir, record in await asyncio.to_thread(job_dirs, self._jobs_dir):
+            if self._uids is not None:
+                self._uids.adopt(record.app_id, record.uid)
+            job = self._jobs[record.job_id] = _Job(jobdir, record, has_dir=True)
             pid = jobdir.pid()
             if pid is None:
                 self._end(job, Exit(None, "the host restarted before the job started", False))
@@ -115,10 +135,11 @@ class LocalHost:
     async def start(self, spec: JobSpec) -> None:
         if spec.job_id in self._jobs:
             return
+        path = job_path(self._jobs_dir, spec.job_id)  # refuses an id of any other shape
         taken = (port for job in self._jobs.values() for port in job.record.ports)
         ports = tuple(free_ports(spec.ports, taken))
         record = Record(spec.job_id, spec.app_id, spec.release_id, spec.process_type, ports)
-        job = self._jobs[spec.job_id] = _Job(JobDir(self._jobs_dir, spec.job_id), record)
+        job = self._jobs[spec.job_id] = _Job(JobDir(path), record)
         job.preparing = asyncio.create_task(self._prepare(job, spec))
         self._watch()
 
@@ -132,10 +153,15 @@ class LocalHost:
 
     async def forget(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
-        if job is not None and not job.ended:
-            return  # still running: stop it first
-        self._jobs.pop(job_id, None)
-        await asyncio.to_thread(shutil.rmtree, self._jobs_dir / job_id, True)
+        if job is None or not job.ended:
+            return  # unknown here, or still running: stop it first
+        del self._jobs[job_id]
+        if not job.has_dir:  # e.g. another job's uuid: its directory is not this job's
+            return
+        try:
+            await asyncio.to_thread(remove, self._jobs_dir, job.dir.path)
+        except UnsafePathError as exc:
+            logger.warning("local host: %s", exc)
 
     async def events(self) -> AsyncIterator[HostEvent]:
         while True:
@@ -159,21 +185,29 @@ class LocalHost:
 
     def _make_dirs(self) -> None:
         self._jobs_dir.mkdir(parents=True, exist_ok=True)
-        if self._owner is not None:
-            # The job's user must traverse them to reach its working tree (and no more).
+        self._artifact_root.mkdir(parents=True, exist_ok=True)
+        if self._uids is not None:
+            # The jobs' users must traverse them to reach their working trees (and no more).
             for path in (self._state_dir, self._jobs_dir):
                 os.chmod(path, JOB_DIR_MODE)
-            warn_if_unreachable(self._state_dir, *self._owner)
+            warn_if_unreachable(self._jobs_dir)
+            warn_if_unreachable(self._artifact_root)
 
     async def _prepare(self, job: _Job, spec: JobSpec) -> None:
         try:
+            if problem := command_error(spec.argv, spec.env):
+                raise ValueError(problem)
+            owner = self._uids.owner(spec.app_id) if self._uids is not None else None
+            job.record = attrs.evolve(job.record, uid=owner[0] if owner is not None else None)
             job.dir.create(job.record)
+            job.has_dir = True
             if spec.artifact is None:
                 raise ValueError("the job's release has no artifact")
-            await asyncio.to_thread(unpack, spec.artifact, job.dir.work, self._owner)
+            job.dir.make_work(owner)
+            await unpack(spec.artifact, self._artifact_root, job.dir.work, owner)
             if not spec.argv:
                 raise ValueError("nothing to run: no entrypoint, cmd or args")
-            job.dir.write_run(self._run_doc(job, spec))
+            job.dir.write_run(self._run_doc(job, spec, owner))
             if not job.stop_requested:
                 self._spawn(job)
                 return
@@ -184,7 +218,9 @@ class LocalHost:
             job.preparing = None
         self._end(job, Exit(None, error, started=False))
 
-    def _run_doc(self, job: _Job, spec: JobSpec) -> dict[str, object]:
+    def _run_doc(
+        self, job: _Job, spec: JobSpec, owner: tuple[int, int] | None
+    ) -> dict[str, object]:
         env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(job.dir.work)}
         env |= spec.env
         for i, port in enumerate(job.record.ports):
@@ -192,7 +228,7 @@ class LocalHost:
         if job.record.ports:
             env["PORT"] = str(job.record.ports[0])
         limits = {LIMITS[k]: v for k, v in spec.limits.items() if k in LIMITS and v > 0}
-        uid, gid = self._owner or (None, None)
+        uid, gid = owner or (None, None)
         return {
             "argv": list(spec.argv), "env": env, "cwd": str(job.dir.work),
             "uid": uid, "gid": gid, "limits": limits,
@@ -201,8 +237,8 @@ class LocalHost:
     def _spawn(self, job: _Job) -> None:
         fds = [
             os.open(os.devnull, os.O_RDONLY),
-            os.open(job.dir.stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-            os.open(job.dir.stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+            os.open(job.dir.stdout, _LOG_FLAGS, 0o600),
+            os.open(job.dir.stderr, _LOG_FLAGS, 0o600),
         ]
         try:
             argv = [sys.executable, "-I", "-S", str(SHIM), str(job.dir.path)]

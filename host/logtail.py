@@ -30,7 +30,7 @@ class Tail:
         self.path = path
         self.stream = stream
         self.max_bytes = max_bytes
-        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         self.offset = os.fstat(self._fd).st_size if from_end else 0
         self._partial = b""
 

@@ -123,7 +123,8 @@ def test_put_job_inserts_then_updates_state_exit_status_and_host_error_only():
 
 
 def test_put_job_refuses_unknown_apps_releases_and_states():
-    """Unknown app is not found; unknown release, missing id or unknown state are 400s."""
+    """Unknown app is not found; unknown release, missing or malformed id or unknown state are
+    400s."""
     state = given_history()
     with pytest.raises(NotFoundError):
         put_job(state, PutJob(app="nope", job_id=JOB, now=T0, state="up", release_id="r1"))
@@ -132,6 +133,8 @@ def test_put_job_refuses_unknown_apps_releases_and_states():
         (report("up", job_id=""), "id"),
         (report("asleep"), "state"),
         (report("up", job_id=UUID), "id"),
+        (report("up", job_id="../../x"), "id"),
+        (report("up", job_id=f"h1-{UUID}/../x"), "id"),
     ):
         with pytest.raises(ValidationError) as info:
             put_job(state, command)
@@ -169,7 +172,7 @@ def test_kill_job_moves_a_job_towards_down(before: str, after: str | None):
 
 
 reports = st.lists(
-    st.tuples(st.sampled_from([JOB, "h2-job"]), st.sampled_from(JOB_STATES)), max_size=25
+    st.tuples(st.sampled_from([JOB, f"h2-{APP}"]), st.sampled_from(JOB_STATES)), max_size=25
 )
 
 

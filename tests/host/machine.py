@@ -48,16 +48,17 @@ def running(state_dir: Path) -> dict[str, int]:
     jobs = state_dir / "jobs"
     found: dict[str, int] = {}
     for path in sorted(jobs.iterdir()) if jobs.is_dir() else ():
-        pid = JobDir(jobs, path.name).pid()
-        if pid is not None and alive(*pid):
-            found[path.name] = pid[0]
+        job = JobDir(path)
+        pid, record = job.pid(), job.record()
+        if pid is not None and record is not None and alive(*pid):
+            found[record.job_id] = pid[0]
     return found
 
 
 def kill_all(root: Path) -> None:
     """SIGKILL every job's process group found under `root` (any depth of state dirs)."""
     for pid_file in root.rglob("jobs/*/pid"):
-        pid = JobDir(pid_file.parent.parent, pid_file.parent.name).pid()
+        pid = JobDir(pid_file.parent).pid()
         if pid is not None and alive(*pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid[0], signal.SIGKILL)
@@ -66,7 +67,7 @@ def kill_all(root: Path) -> None:
 def make_artifact(root: Path, **files: str) -> Path:
     """A directory holding `files` (name -> text), to serve as a `file` artifact."""
     path = root / "artifact"
-    path.mkdir()
+    path.mkdir(parents=True)
     for name, text in files.items():
         (path / name).write_text(text)
     return path

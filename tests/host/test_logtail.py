@@ -1,14 +1,7 @@
-"""The local host's file handling: log tails and artifact unpacking."""
+"""The local host's log tails: the job's output files read line by line."""
 
-import io
-import tarfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
-from eventstore.objects import Artifact
-from host.artifacts import ArtifactError, unpack
 from host.logtail import MAX_LINE, Tail
 
 
@@ -51,26 +44,3 @@ def test_a_very_long_line_is_cut_into_pieces(tmp_path: Path):
         assert [len(line) for line in tail.read()] == [MAX_LINE, MAX_LINE, 1]
     finally:
         tail.close()
-
-
-def test_an_unsafe_tarball_is_refused(tmp_path: Path):
-    """A member escaping the working tree is a host error, not a file written elsewhere."""
-    tarball = tmp_path / "evil.tar"
-    with tarfile.open(tarball, "w") as tar:
-        info = tarfile.TarInfo("../escaped.txt")
-        info.size = 1
-        tar.addfile(info, io.BytesIO(b"x"))
-    artifact = Artifact("a", "file", tarball.as_uri(), datetime.now(UTC))
-    with pytest.raises(ArtifactError, match="unsafe"):
-        unpack(artifact, tmp_path / "work", None)
-    assert not (tmp_path / "escaped.txt").exists()
-
-
-def test_a_directory_artifact_is_copied_with_its_tree(tmp_path: Path):
-    """A directory (plain path or file:// URI) is copied whole into the working tree."""
-    source = tmp_path / "app dir"
-    (source / "bin").mkdir(parents=True)
-    (source / "bin" / "run").write_text("#!/bin/sh\n")
-    artifact = Artifact("a", "file", source.as_uri(), datetime.now(UTC))
-    unpack(artifact, tmp_path / "work", None)
-    assert (tmp_path / "work" / "bin" / "run").read_text() == "#!/bin/sh\n"

@@ -64,7 +64,7 @@ async def test_a_killed_service_is_followed_by_one_that_adopts_its_jobs(
         async with aiohttp.ClientSession(headers=AUTH) as http:
             url = first.url
             await call(http, "POST", f"{url}/apps", {"name": "shop"})
-            uri = make_artifact(root, **{"web.py": WEB_PY}).as_uri()
+            uri = make_artifact(data / "artifacts", **{"web.py": WEB_PY}).as_uri()
             artifact = await call(http, "POST", f"{url}/artifacts", {"type": "file", "uri": uri})
             web = {"cmd": ["python3", "web.py"], "ports": [{"proto": "tcp"}]}
             processes = {"web": web, "worker": {"cmd": WORKER}}

@@ -37,7 +37,8 @@ def root() -> Iterator[Path]:
 @pytest.fixture
 def settings(root: Path) -> Settings:
     return Settings(
-        auth_keys=(AUTH_KEY,), scheduler="local", data_dir=root, job_stop_grace=1.0,
+        auth_keys=(AUTH_KEY,), scheduler="local", data_dir=root, artifact_root=root,
+        job_stop_grace=1.0,
         job_up_timeout=10.0, restart_backoff=(0.0, 0.3, 0.3), host_poll_interval=0.02,
         leader_retry=0.1,
     )  # fmt: skip
@@ -195,6 +196,23 @@ def test_scheduler_setting_defaults_to_local_from_the_environment():
     assert Settings().scheduler == "off"
     with pytest.raises(SystemExit):
         Settings.from_env({"SCHEDULER": "kubernetes"})
+
+
+def test_host_settings_are_checked_at_start_up():
+    """ARTIFACT_ROOT defaults under the data directory; JOB_UID_RANGE and HOST_ID are checked
+    and JOB_USER, no longer read, stops the start rather than being silently ignored."""
+    assert Settings.from_env({"EVENFLOW_DATA_DIR": "/d"}).artifacts_dir == Path("/d/artifacts")
+    assert Settings.from_env({"ARTIFACT_ROOT": "/srv/a"}).artifacts_dir == Path("/srv/a")
+    assert Settings.from_env({}).job_uid_range == (2_000_000_000, 2_000_065_535)
+    assert Settings.from_env({"JOB_UID_RANGE": "3000-3999"}).job_uid_range == (3000, 3999)
+    assert Settings.from_env({"HOST_ID": "node-1.example"}).host_id == "node1.example"
+    for bad in (
+        {"JOB_UID_RANGE": "0-10"}, {"JOB_UID_RANGE": "20-10"}, {"JOB_UID_RANGE": "-5"},
+        {"JOB_UID_RANGE": "1-4294967295"}, {"HOST_ID": "../x"}, {"HOST_ID": "a/b"},
+        {"HOST_ID": "." }, {"HOST_ID": "h" * 65}, {"JOB_USER": "nobody"},
+    ):  # fmt: skip
+        with pytest.raises(SystemExit):
+            Settings.from_env(bad)
 
 
 @pytest.fixture

@@ -46,7 +46,9 @@ def test_the_readme_walkthrough_runs_as_written(service: Served, root: Path):
     """Every step of the walkthrough succeeds, and afterwards no job process is left."""
     script = root / "walkthrough.sh"
     script.write_text("set -eu\n" + walkthrough())
-    env = os.environ | {"URL": service.url, "KEY": KEY, "APP_DIR": str(root / "hello-app")}
+    # The app goes under the service's artifact root, as in the walkthrough's default.
+    app_dir = root / "data" / "artifacts" / "hello-app"
+    env = os.environ | {"URL": service.url, "KEY": KEY, "APP_DIR": str(app_dir)}
     done = subprocess.run(
         ["bash", str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=180
     )
