@@ -7,8 +7,18 @@ from aiohttp import web
 
 from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
 from controller import keys
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app
+from controller.handlers.common import (
+    dispatch,
+    event_from,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    recorded,
+)
 from controller.http import empty_response, encode_json, json_response, read_json
+from eventstore.events import JobStateChanged
 from eventstore.objects import JSON, Job
 from projections.jobs import active_jobs, app_jobs, find_job
 
@@ -24,10 +34,9 @@ def _run_answer(job: Job) -> JSON:
 async def run_job(request: web.Request) -> web.Response:
     doc = await read_json(request, "new_job")
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
-    await dispatch(
-        request, RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
-    )
-    return json_response(encode_json(_run_answer(model(request).state.jobs[job_id])))
+    command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
+    job = event_from(await dispatch(request, command), JobStateChanged).job
+    return json_response(encode_json(_run_answer(job)))
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -44,7 +53,10 @@ async def get_job(request: web.Request) -> web.Response:
 async def put_job(request: web.Request) -> web.Response:
     doc = await read_json(request, "job")
     command = PutJob.from_json(doc, app=request.match_info["app"], now=now())
-    await dispatch(request, command)
+    record = recorded(await dispatch(request, command), JobStateChanged)
+    if record is not None:
+        return json_response(record.data)
+    # The state it has already: nothing recorded, the job as it stands answers.
     state = model(request).state
     job = reported_job(state, command, report_app(state, command.app))
     return json_response(model(request).encode(found(job)))
