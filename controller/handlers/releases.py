@@ -1,11 +1,12 @@
-"""Artifacts and releases (Flynn: controller/artifact.go, release.go, app release)."""
+"""Artifacts and releases (Flynn: controller/artifact.go, release.go, app release), and
+release deletion (Flynn HEAD)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from commands.apps import SetAppRelease
-from commands.releases import CreateArtifact, CreateRelease
+from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
 from controller.handlers.common import (
     dispatch,
     event_from,
@@ -18,7 +19,7 @@ from controller.handlers.common import (
     payload,
     recorded,
 )
-from controller.http import json_response, read_json
+from controller.http import empty_response, json_response, read_json
 from eventstore.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
 
 
@@ -79,3 +80,9 @@ async def get_app_release(request: web.Request) -> web.Response:
 async def list_app_releases(request: web.Request) -> web.Response:
     read_model = model(request)
     return json_response(read_model.encode_list(read_model.app_releases(path_app(request).id)))
+
+
+async def delete_release(request: web.Request) -> web.Response:
+    app, release_id = path_app(request), path_uuid(request, "id")
+    await dispatch(request, DeleteRelease(app.id, release_id, now()))
+    return empty_response()
