@@ -10,6 +10,7 @@ import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
 from commands.ids import generated_app_name, given_id
+from commands.releases import release_deletion
 from eventstore.events import (
     AppCreated,
     AppDeleted,
@@ -185,16 +186,21 @@ def check_deletable(app: App) -> None:
 
 
 def delete_app(state: State, cmd: DeleteApp) -> list[Event]:
+    # Flynn HEAD's worker (controller/worker/app_deletion): routes, then the app's releases
+    # (newest first, each a release_deletion), then resources, then the app.
     app = require_app(state, cmd.app)
     check_deletable(app)
     routes = [state.routes[r] for r in state.app_routes.get(app.id, {})]
+    listed = (state.releases[r] for r in state.app_releases.get(app.id, {}) if r in state.releases)
+    releases = sorted(listed, key=lambda r: (r.created_at, r.id), reverse=True)
     resources = [state.resources[r] for r in cmd.deprovisioned if r in state.resources]
     events: list[Event] = [RouteDeleted(route) for route in routes]
+    events += [release_deletion(state, app.id, release.id) for release in releases]
     for resource in resources:
         events += [ResourceDeleted(resource, a) for a in resource.apps] or [
             ResourceDeleted(resource)
         ]
-    events.append(AppDeleted(app.id, tuple(routes), tuple(resources)))
+    events.append(AppDeleted(app.id, tuple(routes), tuple(resources), tuple(releases)))
     return events
 
 

@@ -162,7 +162,10 @@ def put_job(state: State, cmd: PutJob) -> list[Event]:
         raise ValidationError("state", f"must be one of {', '.join(JOB_STATES)}")
     current = reported_job(state, cmd, app_id)
     release_id = cmd.release_id or (current.release_id if current else None)
-    if release_id is None or release_id not in state.releases:
+    # A deleted release too: its jobs still report (Flynn's foreign key allows it).
+    if release_id is None or (
+        release_id not in state.releases and release_id not in state.deleted_releases
+    ):
         raise ValidationError("release", f"could not find release with ID {release_id or ''}")
     if current is None:
         if app_id not in state.apps:

@@ -1,4 +1,5 @@
-"""Artifact and release commands: both objects are immutable once created."""
+"""Artifact and release commands: both objects are immutable once created; a release can be
+deleted from an app (Flynn HEAD), its artifacts stay."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 import attrs
 
-from commands.errors import AlreadyExistsError, ValidationError
+from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
 from commands.ids import given_id
-from eventstore.events import ArtifactCreated, Event, ReleaseCreated
-from eventstore.objects import JSON, Artifact, Release
+from eventstore.events import ArtifactCreated, Event, ReleaseCreated, ReleaseDeleted
+from eventstore.objects import JSON, Artifact, Deployment, Release
 from projections.state import State, canonical_uuid, find_app
 
 # Flynn SEED: controller/resource/resource.go defaults, filled into every process type.
@@ -126,7 +127,50 @@ def create_release(state: State, cmd: CreateRelease) -> list[Event]:
     return [ReleaseCreated(release)]
 
 
+@attrs.frozen
+class DeleteRelease:
+    app: str  # id or name
+    release_id: str
+    now: datetime
+
+
+def delete_release(state: State, cmd: DeleteRelease) -> list[Event]:
+    """Flynn HEAD: controller/release.go DeleteRelease, with refusals where Flynn would stop
+    running processes or break a deployment."""
+    app = find_app(state, cmd.app)
+    listed = app is not None and cmd.release_id in state.app_releases.get(app.id, {})
+    if app is None or not listed or cmd.release_id not in state.releases:
+        raise NotFoundError(f"release {cmd.release_id!r} of app {cmd.app!r} not found")
+    if app.release_id == cmd.release_id:
+        raise ValidationError("", "cannot delete current app release")  # Flynn's message
+    formation = state.formation(app.id, cmd.release_id)
+    if formation is not None and formation.total > 0:
+        counts = ", ".join(f"{t}={n}" for t, n in sorted((formation.processes or {}).items()) if n)
+        raise ValidationError(
+            "", f"cannot delete a release that is scaled up ({counts}): scale it to zero first"
+        )
+    if any(app.id == d.app_id for d in _deploying(state, cmd.release_id)):
+        raise ValidationError("", "cannot delete a release that a deployment in progress uses")
+    return [release_deletion(state, app.id, cmd.release_id)]
+
+
+def release_deletion(state: State, app_id: str, release_id: str) -> ReleaseDeleted:
+    """The release leaving `app_id`; it stays for the other apps that list it or deploy it."""
+    others = {*state.release_apps(release_id), *(d.app_id for d in _deploying(state, release_id))}
+    others.discard(app_id)
+    return ReleaseDeleted(app_id, release_id, tuple(sorted(a for a in others if a in state.apps)))
+
+
+def _deploying(state: State, release_id: str) -> list[Deployment]:
+    """The unfinished deployments from or to the release."""
+    found = (state.deployments.get(d) for d in state.deployment_progress)
+    return [
+        d for d in found if d is not None and release_id in (d.new_release_id, d.old_release_id)
+    ]
+
+
 HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
     CreateArtifact: create_artifact,
     CreateRelease: create_release,
+    DeleteRelease: delete_release,
 }

@@ -70,6 +70,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "/apps/{app}/release"): Operation("Set an app's release", body="app_release"),
     ("GET", "/apps/{app}/release"): Operation("Get an app's release"),
     ("GET", "/apps/{app}/releases"): Operation("List an app's releases", answers=("list",)),
+    ("DELETE", "/apps/{app}/releases/{id}"): Operation(
+        "Delete a release from an app (not its current one, nor one scaled up)",
+        answers=("empty",),
+    ),
     ("PUT", "/apps/{app}/formations/{release}"): Operation("Scale a release", body="formation"),
     ("GET", "/apps/{app}/formations/{release}"): Operation(
         "Get a formation", query=(("expand", _BOOL_TEXT),)

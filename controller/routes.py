@@ -45,6 +45,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_put("/apps/{app}/release", releases.set_app_release)
     r.add_get("/apps/{app}/release", releases.get_app_release)
     r.add_get("/apps/{app}/releases", releases.list_app_releases)
+    r.add_delete("/apps/{app}/releases/{id}", releases.delete_release)
 
     # -- formations --------------------------------------------------------------------
     r.add_put("/apps/{app}/formations/{release}", formations.put_formation)

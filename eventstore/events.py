@@ -180,6 +180,51 @@ class ReleaseCreated:
 
 
 @attrs.frozen
+class ReleaseDeleted:
+    """A release left an app: gone for good unless other apps still use it (`remaining_apps`).
+
+    Flynn HEAD: "release_deletion" (controller/data/release.go). Its artifacts stay, so no
+    file is ever deleted.
+    """
+
+    object_type: ClassVar[str] = "release_deletion"
+    op: ClassVar[str | None] = None
+    app: str
+    release: str
+    remaining_apps: tuple[str, ...] = ()
+    deleted_files: tuple[str, ...] = ()
+
+    @property
+    def object_id(self) -> str:
+        return self.release
+
+    @property
+    def app_id(self) -> str | None:
+        return self.app
+
+    def data(self) -> JSON:
+        return {
+            "release_deletion": {
+                "app": self.app,
+                "release": self.release,
+                "remaining_apps": list(self.remaining_apps),
+                "deleted_files": list(self.deleted_files),
+            },
+            "error": "",
+        }
+
+    @classmethod
+    def from_data(cls, data: JSON, app_id: str | None, object_id: str) -> ReleaseDeleted:
+        deletion = data["release_deletion"]
+        return cls(
+            app=ident(deletion.get("app") or app_id or ""),
+            release=ident(deletion.get("release") or object_id),
+            remaining_apps=tuple(deletion.get("remaining_apps") or ()),
+            deleted_files=tuple(deletion.get("deleted_files") or ()),
+        )
+
+
+@attrs.frozen
 class ArtifactCreated:
     """An artifact was created. Flynn: "artifact"."""
 
@@ -562,6 +607,7 @@ Event = (
     | AppReleaseSet
     | AppDeleted
     | ReleaseCreated
+    | ReleaseDeleted
     | ArtifactCreated
     | FormationScaled
     | DeploymentCreated
@@ -594,6 +640,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     RouteUpdated,
     RouteDeleted,
     DomainMigrated,
+    ReleaseDeleted,
 )
 
 #: Stored type name -> class. Names are the decode key: never rename one.

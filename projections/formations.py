@@ -75,9 +75,10 @@ def expanded(state: State, formation: Formation) -> JSON | None:
 def streamed(state: State, formation: Formation) -> JSON:
     """The ExpandedFormation the formation stream sends: full app, release and artifact, and a
     deleted formation without processes. A deleted app is just its id (Flynn:
-    controller/formation.go expandFormation)."""
+    controller/formation.go expandFormation); a deleted release is still itself."""
     app = state.apps.get(formation.app_id)
-    release = state.releases.get(formation.release_id)
+    release_id = formation.release_id
+    release = state.releases.get(release_id) or state.deleted_releases.get(release_id)
     artifact = state.artifacts.get(release.artifact_id or "") if release else None
     doc: JSON = {"app": app.to_json() if app else {"id": formation.app_id, "meta": None}}
     if release is not None:

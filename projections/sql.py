@@ -26,6 +26,7 @@ from projections.sql_tables import (
     APPS,
     DEPLOYMENTS,
     FORMATIONS,
+    RELEASES,
     RESOURCES,
     ROUTES,
     TABLES,
@@ -59,6 +60,10 @@ _UPSERTS = {table.name: upsert(table) for table in TABLES}
 _LINK = """
 INSERT INTO read_model.app_releases (app_id, release_id, event_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING
+"""
+_UNLINK = """
+DELETE FROM read_model.app_releases
+WHERE (app_id, release_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 """
 _ENSURE_POSITION = """
 INSERT INTO projection_positions (name, last_event_id) VALUES ($1, 0) ON CONFLICT DO NOTHING
@@ -151,14 +156,14 @@ class SqlReadModel:
         return await self._list(_select("apps", _LIVE))
 
     async def release(self, release_id: str) -> JSON | None:
-        return await self._one(_select("releases", "id = $1"), release_id)
+        return await self._one(_select("releases", f"id = $1 AND {_LIVE}"), release_id)
 
     async def releases(self) -> list[JSON]:
-        return await self._list(_select("releases"))
+        return await self._list(_select("releases", _LIVE))
 
     async def app_releases(self, app_id: str) -> list[JSON]:
-        where = "id IN (SELECT release_id FROM read_model.app_releases WHERE app_id = $1)"
-        return await self._list(_select("releases", where), app_id)
+        linked = "id IN (SELECT release_id FROM read_model.app_releases WHERE app_id = $1)"
+        return await self._list(_select("releases", f"{linked} AND {_LIVE}"), app_id)
 
     async def artifact(self, artifact_id: str) -> JSON | None:
         return await self._one(_select("artifacts", "id = $1"), artifact_id)
@@ -297,6 +302,7 @@ async def _load_keys(conn: asyncpg.Connection, c: Changes, table: Table, keys: s
 async def _prefetch(conn: asyncpg.Connection, c: Changes, w: Wants) -> None:
     """Read the stored rows the fold of a batch looks at (see sql_rows.wants)."""
     await _load_keys(conn, c, APPS, w.apps)
+    await _load_keys(conn, c, RELEASES, w.releases)
     await _load_keys(conn, c, DEPLOYMENTS, w.deployments)
     if w.formations:
         apps, releases = zip(*w.formations, strict=True)
@@ -318,6 +324,9 @@ async def _write(conn: asyncpg.Connection, c: Changes) -> None:
         if rows:
             items = orjson.dumps([table.item(row) for row in rows]).decode()
             await conn.execute(_UPSERTS[table.name], items)
+    if c.unlinked:
+        apps, releases = zip(*c.unlinked, strict=True)
+        await conn.execute(_UNLINK, list(apps), list(releases))
     if c.links:
         (apps, releases), event_ids = zip(*c.links, strict=True), list(c.links.values())
         await conn.execute(_LINK, list(apps), list(releases), event_ids)

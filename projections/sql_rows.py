@@ -27,6 +27,7 @@ from eventstore.events import (
     JobStateChanged,
     ProviderCreated,
     ReleaseCreated,
+    ReleaseDeleted,
     ResourceCreated,
     ResourceDeleted,
     RouteCreated,
@@ -56,6 +57,7 @@ class Wants:
     """The stored rows a batch's fold reads: by key, and everything of the apps it deletes."""
 
     apps: set[str] = attrs.field(factory=set)
+    releases: set[str] = attrs.field(factory=set)
     formations: set[tuple[str, str]] = attrs.field(factory=set)
     deployments: set[str] = attrs.field(factory=set)
     deleted_apps: set[str] = attrs.field(factory=set)
@@ -71,6 +73,9 @@ def wants(events: Iterable[Event]) -> Wants:
                 found.apps.add(app_id)
                 found.deleted_apps.add(app_id)
             case FormationScaled(app=app_id, release=release_id):
+                found.formations.add((app_id, release_id))
+            case ReleaseDeleted(app=app_id, release=release_id):
+                found.releases.add(release_id)
                 found.formations.add((app_id, release_id))
             case DeploymentStatusChanged(deployment=deployment_id):
                 found.deployments.add(deployment_id)
@@ -88,6 +93,7 @@ class Changes:
     rows: dict[str, dict[Any, Row | None]] = attrs.field(factory=lambda: _per_table())
     dirty: dict[str, dict[Any, None]] = attrs.field(factory=lambda: _per_table())
     links: dict[tuple[str, str], int] = attrs.field(factory=dict)  # (app, release) -> event id
+    unlinked: set[tuple[str, str]] = attrs.field(factory=set)  # removed before `links` is added
 
     def loaded(self, table: Table, key: Any, row: Row | None) -> None:
         """A stored row (None: known absent) read before the fold."""
@@ -108,6 +114,11 @@ class Changes:
 
     def link(self, app_id: str, release_id: str, event_id: int) -> None:
         self.links.setdefault((app_id, release_id), event_id)
+
+    def unlink(self, app_id: str, release_id: str) -> None:
+        # A link made later in the batch counts from its own event, as a fresh one.
+        self.links.pop((app_id, release_id), None)
+        self.unlinked.add((app_id, release_id))
 
     def to_write(self, table: Table) -> list[Row]:
         rows = self.rows[table.name]
@@ -131,6 +142,8 @@ def fold(c: Changes, event: Event, at: datetime, event_id: int) -> None:
             c.put(RELEASES, Row(release, event_id))
             if release.app_id:
                 c.link(release.app_id, release.id, event_id)
+        case ReleaseDeleted():
+            _delete_release(c, event, at, event_id)
         case ArtifactCreated(artifact=artifact):
             c.put(ARTIFACTS, Row(artifact, event_id))
         case FormationScaled():
@@ -175,6 +188,17 @@ def _delete_app(c: Changes, app_id: str, at: datetime, event_id: int) -> None:
     for route in c.live(ROUTES):
         if route.obj.app_id == app_id:
             c.put(ROUTES, Row(route.obj, event_id, deleted_at=at))
+
+
+def _delete_release(c: Changes, event: ReleaseDeleted, at: datetime, event_id: int) -> None:
+    c.unlink(event.app, event.release)
+    formation = c.get(FORMATIONS, (event.app, event.release))
+    if formation is not None and formation.deleted_at is None:
+        deleted = attrs.evolve(formation.obj, processes=None, updated_at=at)
+        c.put(FORMATIONS, Row(deleted, event_id, deleted_at=at))
+    release = c.get(RELEASES, event.release)
+    if release is not None and release.deleted_at is None and not event.remaining_apps:
+        c.put(RELEASES, Row(release.obj, event_id, deleted_at=at))
 
 
 def _scale(c: Changes, event: FormationScaled, at: datetime, event_id: int) -> None:

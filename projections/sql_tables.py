@@ -114,6 +114,7 @@ RELEASES = Table(
     f"id text, app_id text, artifact text, created_at {_T}",
     (*_same("id", "app_id"), ("artifact_id", "d.artifact"), *_same("created_at")),
     _from_json(Release),
+    soft_delete=True,
 )
 ARTIFACTS = Table(
     "artifacts",

@@ -28,6 +28,7 @@ from eventstore.events import (
     JobStateChanged,
     ProviderCreated,
     ReleaseCreated,
+    ReleaseDeleted,
     ResourceCreated,
     ResourceDeleted,
     RouteCreated,
@@ -75,8 +76,13 @@ class State:
     counters: dict[str, int] = attrs.field(factory=dict)
     artifacts: dict[str, Artifact] = attrs.field(factory=dict)
     artifact_ids_by_key: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (type, uri)
-    releases: dict[str, Release] = attrs.field(factory=dict)
+    releases: dict[str, Release] = attrs.field(factory=dict)  # live releases
+    # Deleted for good: jobs that ran them may still report (Flynn soft-deletes).
+    deleted_releases: dict[str, Release] = attrs.field(factory=dict)
     app_releases: Index = attrs.field(factory=dict)
+    # Release -> the apps besides its own (app_id) that list it: set as current or scaled.
+    # Only such links, so that a release used by its app alone costs nothing here.
+    release_users: Index = attrs.field(factory=dict)
     formations: dict[tuple[str, str], Formation] = attrs.field(factory=dict)  # (app, release)
     app_formations: Index = attrs.field(factory=dict)  # app -> release ids
     jobs: dict[str, Job] = attrs.field(factory=dict)
@@ -153,6 +159,16 @@ class State:
         app_id = self.app_ids_by_name.get(name)
         return None if app_id is None else self.apps[app_id]
 
+    def release_apps(self, release_id: str) -> list[str]:
+        """The live apps that list the release (see app_releases), by id."""
+        release = self.releases.get(release_id)
+        candidates = {*self.release_users.get(release_id, {})}
+        if release is not None and release.app_id:
+            candidates.add(release.app_id)
+        return sorted(
+            a for a in candidates if a in self.apps and release_id in self.app_releases.get(a, {})
+        )
+
     def formation(self, app_id: str, release_id: str) -> Formation | None:
         """The live formation, if any (a deleted one is None)."""
         formation = self.formations.get((app_id, release_id))
@@ -184,7 +200,7 @@ def apply(state: State, event: Event, at: datetime) -> None:
                 state.put(
                     state.apps, app_id, attrs.evolve(app, release_id=release.id, updated_at=at)
                 )
-            state.link(state.app_releases, app_id, release.id)
+            _link_release(state, app_id, release.id, release.app_id)
         case DeploymentCreated(deployment=deployment):
             state.put(state.deployments, deployment.id, deployment)
             state.link(state.app_deployments, deployment.app_id, deployment.id)
@@ -199,6 +215,8 @@ def apply(state: State, event: Event, at: datetime) -> None:
             state.put(state.apps, app.id, app)
         case AppDeleted():
             _delete_app(state, event.app, at)
+        case ReleaseDeleted():
+            _delete_release(state, event, at)
         case ProviderCreated(provider=provider):
             state.put(state.providers, provider.id, provider)
             state.put(state.provider_ids_by_name, provider.name, provider.id)
@@ -246,6 +264,21 @@ def _delete_app(state: State, app_id: str, at: datetime) -> None:
     state.drop(state.deploying, app_id)
 
 
+def _delete_release(state: State, event: ReleaseDeleted, at: datetime) -> None:
+    """The release leaves the app's list and its formation there (soft-deleted, as Flynn's
+    formation_delete); with no app left using it, it is gone from the release lists too."""
+    state.unlink(state.app_releases, event.app, event.release)
+    state.unlink(state.release_users, event.release, event.app)
+    key = (event.app, event.release)
+    formation = state.formations.get(key)
+    if formation is not None and not formation.deleted:
+        state.put(state.formations, key, attrs.evolve(formation, processes=None, updated_at=at))
+    release = state.releases.get(event.release)
+    if release is not None and not event.remaining_apps:
+        state.drop(state.releases, event.release)
+        state.put(state.deleted_releases, event.release, release)
+
+
 def _scale(state: State, event: FormationScaled, at: datetime) -> None:
     key = (event.app, event.release)
     current = state.formations.get(key)
@@ -257,7 +290,14 @@ def _scale(state: State, event: FormationScaled, at: datetime) -> None:
     formation = Formation(event.app, event.release, created_at, at, dict(event.processes))
     state.put(state.formations, key, formation)
     state.link(state.app_formations, event.app, event.release)
-    state.link(state.app_releases, event.app, event.release)
+    release = state.releases.get(event.release)
+    _link_release(state, event.app, event.release, release.app_id if release else None)
+
+
+def _link_release(state: State, app_id: str, release_id: str, owner: str | None) -> None:
+    state.link(state.app_releases, app_id, release_id)
+    if app_id != owner:
+        state.link(state.release_users, release_id, app_id)
 
 
 def _deployment_progressed(state: State, event: DeploymentStatusChanged, at: datetime) -> None:

@@ -19,6 +19,7 @@ from eventstore.events import (
     JobStateChanged,
     ProviderCreated,
     ReleaseCreated,
+    ReleaseDeleted,
     ResourceCreated,
     ResourceDeleted,
     RouteCreated,
@@ -75,7 +76,14 @@ def summary(event: Event) -> str:
             was = f" (was {short(prev.id)})" if prev else ""
             return f"release {short(release.id)} set as current{was}"
         case AppDeleted(deleted_routes=routes, deleted_resources=resources):
-            return f"app deleted, with {len(routes)} route(s) and {len(resources)} resource(s)"
+            releases = len(event.deleted_releases)
+            return (
+                f"app deleted, with {len(routes)} route(s), {releases} release(s) "
+                f"and {len(resources)} resource(s)"
+            )
+        case ReleaseDeleted(release=release, remaining_apps=others):
+            kept = f" (kept for {len(others)} other app(s))" if others else ""
+            return f"release {short(release)} deleted{kept}"
         case ReleaseCreated(release=release):
             kinds = ", ".join(sorted(release.processes)) or "no processes"
             return f"release {short(release.id)} created ({kinds})"

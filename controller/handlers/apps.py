@@ -7,9 +7,10 @@ from aiohttp import web
 from commands.apps import CreateApp, DeleteApp, UpdateApp, check_deletable
 from commands.providers import DeleteResources
 from controller import keys
-from controller.handlers.common import dispatch, model, new_id, now, path_app
+from controller.handlers.common import dispatch, model, new_id, now, path_app, payload
 from controller.handlers.providers import deprovision_app_resources
 from controller.http import empty_response, json_response, read_json
+from eventstore.events import AppCreated, AppUpdated
 from projections.routes import current_domain
 
 
@@ -20,8 +21,7 @@ async def create_app(request: web.Request) -> web.Response:
     domain = current_domain(read_model.state, request.app[keys.SETTINGS].default_route_domain)
     route_id = new_id() if domain else None  # the default route's, when there is a domain
     command = CreateApp.from_json(doc, new_id=new_id(), now=now(), route_id=route_id, domain=domain)
-    await dispatch(request, command)
-    return json_response(read_model.encode(read_model.state.apps[command.id]))
+    return json_response(payload(await dispatch(request, command), AppCreated))
 
 
 async def list_apps(request: web.Request) -> web.Response:
@@ -36,9 +36,9 @@ async def get_app(request: web.Request) -> web.Response:
 async def update_app(request: web.Request) -> web.Response:
     doc = await read_json(request, "app_update")
     app = path_app(request)
-    await dispatch(request, UpdateApp.from_json(doc, app=app.id, now=now()))
+    records = await dispatch(request, UpdateApp.from_json(doc, app=app.id, now=now()))
     # Flynn answers with the stale updated_at (a bug); this is the app as updated.
-    return json_response(model(request).encode(model(request).state.apps[app.id]))
+    return json_response(payload(records, AppUpdated))
 
 
 async def delete_app(request: web.Request) -> web.Response:

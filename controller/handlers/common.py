@@ -10,12 +10,41 @@ from aiohttp import web
 
 from commands.errors import NotFoundError
 from controller import keys
+from eventstore.codec import decode
+from eventstore.events import (
+    AppCreated,
+    AppUpdated,
+    ArtifactCreated,
+    Event,
+    JobStateChanged,
+    ProviderCreated,
+    ReleaseCreated,
+    ResourceCreated,
+    ResourceDeleted,
+    RouteCreated,
+    RouteUpdated,
+)
 from eventstore.objects import App
 from eventstore.record import RecordedEvent
 from projections.memory import MemoryReadModel
 from projections.state import canonical_uuid
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Event)
+
+#: Events whose payload is their object's Flynn JSON, as the write that recorded it answers.
+ObjectEvent = (
+    AppCreated
+    | AppUpdated
+    | ArtifactCreated
+    | JobStateChanged
+    | ProviderCreated
+    | ReleaseCreated
+    | ResourceCreated
+    | ResourceDeleted
+    | RouteCreated
+    | RouteUpdated
+)
 
 
 def now() -> datetime:
@@ -52,6 +81,30 @@ def model(request: web.Request) -> MemoryReadModel:
 
 async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
     return await request.app[keys.DISPATCHER].handle(command)
+
+
+# A write answers from the events it recorded, never by reading its object back: by then
+# the object may be gone (an app deleted meanwhile, through this process or another one),
+# and a retried write gets the records of its first attempt.
+
+
+def recorded(records: list[RecordedEvent], kind: type[object]) -> RecordedEvent | None:
+    """The last of a write's records that holds a `kind` event, if any."""
+    name = kind.__name__
+    return next((r for r in reversed(records) if r.type == name), None)
+
+
+def payload(records: list[RecordedEvent], kind: type[ObjectEvent]) -> bytes:
+    """The JSON of the object the write recorded: its event's payload, as stored."""
+    return found(recorded(records, kind)).data
+
+
+def event_from(records: list[RecordedEvent], kind: type[E]) -> E:
+    """The last `kind` event the write recorded."""
+    event = decode(found(recorded(records, kind)))
+    if not isinstance(event, kind):
+        raise TypeError(f"a {kind.__name__} record decoded as {type(event).__name__}")
+    return event
 
 
 def found(obj: T | None) -> T:

@@ -5,8 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from commands.deployments import CreateDeployment
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.handlers.common import (
+    dispatch,
+    event_from,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    path_uuid,
+)
 from controller.http import json_response, read_json
+from eventstore.events import DeploymentCreated
 from projections.deployments import app_deployments, deployment
 from projections.state import canonical_uuid
 
@@ -15,9 +25,9 @@ async def create_deployment(request: web.Request) -> web.Response:
     app = path_app(request)
     release_id = str((await read_json(request, "deployment"))["id"]).lower()
     command = CreateDeployment(new_id(), app.id, canonical_uuid(release_id) or release_id, now())
-    await dispatch(request, command)
+    created = event_from(await dispatch(request, command), DeploymentCreated).deployment
     # Pending, or complete at once when nothing ran (Flynn answers either with 200).
-    return json_response(model(request).encode(deployment(model(request).state, command.id)))
+    return json_response(model(request).encode(created))
 
 
 async def get_deployment(request: web.Request) -> web.Response:

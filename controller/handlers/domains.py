@@ -6,14 +6,15 @@ from aiohttp import web
 
 from commands.domains import MigrateDomain
 from controller import keys
-from controller.handlers.common import dispatch, model, new_id, now
+from controller.handlers.common import dispatch, event_from, model, new_id, now
 from controller.http import json_response, read_json
+from eventstore.events import DomainMigrated
 
 
 async def migrate_domain(request: web.Request) -> web.Response:
     doc = await read_json(request, "domain_migration")
     configured = request.app[keys.SETTINGS].default_route_domain
     command = MigrateDomain.from_json(doc, new_id=new_id(), now=now(), configured_domain=configured)
-    await dispatch(request, command)
+    migrated = event_from(await dispatch(request, command), DomainMigrated).migration
     # Flynn answers before its worker starts; this migration has already finished.
-    return json_response(model(request).encode(model(request).state.domain_migrations[command.id]))
+    return json_response(model(request).encode(migrated))

@@ -10,10 +10,21 @@ from aiohttp import web
 
 from commands.errors import ValidationError
 from commands.formations import DeleteFormation, PutFormation
-from controller.handlers.common import dispatch, found, model, now, path_app, path_uuid
+from controller.handlers.common import (
+    dispatch,
+    event_from,
+    found,
+    model,
+    now,
+    path_app,
+    path_uuid,
+    recorded,
+)
 from controller.http import empty_response, encode_json, json_response, read_json
 from controller.sse import data_frame, open_stream, pump
+from eventstore.events import FormationScaled
 from eventstore.objects import JSON, Formation
+from eventstore.record import RecordedEvent
 from eventstore.timefmt import parse_time
 from projections.formations import (
     SENTINEL,
@@ -26,6 +37,7 @@ from projections.formations import (
     streamed,
 )
 from projections.memory import MemoryReadModel
+from projections.state import State
 
 
 def _json_list(docs: list[JSON | None]) -> bytes:
@@ -35,12 +47,20 @@ def _json_list(docs: list[JSON | None]) -> bytes:
 async def put_formation(request: web.Request) -> web.Response:
     doc = await read_json(request, "formation")
     app, release_id = path_app(request), path_uuid(request, "release")
-    await dispatch(
-        request, PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
-    )
-    return json_response(
-        encode_json(model(request).state.formations[(app.id, release_id)].to_json())
-    )
+    command = PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
+    records = await dispatch(request, command)
+    return json_response(encode_json(_as_put(model(request).state, records).to_json()))
+
+
+def _as_put(state: State, records: list[RecordedEvent]) -> Formation:
+    """The formation as its `scale` event left it. The event has no created_at: the fold's
+    is kept by later changes (a deletion of the app too), unless the formation was deleted
+    and put again since; that one's is newer than the event, which then gives its own time."""
+    event = event_from(records, FormationScaled)
+    at = found(recorded(records, FormationScaled)).created_at
+    current = state.formations.get((event.app, event.release))
+    created_at = current.created_at if current is not None and current.created_at <= at else at
+    return Formation(event.app, event.release, created_at, at, dict(event.processes or {}))
 
 
 async def get_formation(request: web.Request) -> web.Response:

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from commands.errors import ValidationError
 from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
 from controller import keys
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app
+from controller.handlers.common import (
+    dispatch,
+    event_from,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    recorded,
+)
 from controller.http import empty_response, encode_json, json_response, read_json
+from eventstore.events import JobStateChanged
 from eventstore.objects import JSON, Job
+from host.artifacts import ArtifactError, local_path
 from projections.jobs import active_jobs, app_jobs, find_job
 
 
@@ -24,10 +36,27 @@ def _run_answer(job: Job) -> JSON:
 async def run_job(request: web.Request) -> web.Response:
     doc = await read_json(request, "new_job")
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
-    await dispatch(
-        request, RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
-    )
-    return json_response(encode_json(_run_answer(model(request).state.jobs[job_id])))
+    command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
+    if request.headers.get("Upgrade", "").lower().startswith("flynn-attach"):
+        raise _attach_refused(request, command.release_id)  # before anything is recorded
+    job = event_from(await dispatch(request, command), JobStateChanged).job
+    return json_response(encode_json(_run_answer(job)))
+
+
+def _attach_refused(request: web.Request, release_id: str) -> ValidationError:
+    """Flynn's CLI runs a job attached (Upgrade: flynn-attach/0, then a raw stream) unless
+    told -d, and prints the error document of any answer but a 101: say why, and what
+    would work. The local host's limits are known here; another scheduler's are not."""
+    message = "attached jobs are not supported yet: run it detached (flynn run -d)"
+    state = model(request).state
+    release = state.releases.get(release_id)
+    artifact = state.artifacts.get(release.artifact_id or "") if release is not None else None
+    if artifact is not None and request.app[keys.SETTINGS].scheduler == "local":
+        try:
+            local_path(artifact)
+        except ArtifactError as exc:
+            message += f"; but release {release_id} cannot run on this host either: {exc}"
+    return ValidationError("", message)
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -44,7 +73,10 @@ async def get_job(request: web.Request) -> web.Response:
 async def put_job(request: web.Request) -> web.Response:
     doc = await read_json(request, "job")
     command = PutJob.from_json(doc, app=request.match_info["app"], now=now())
-    await dispatch(request, command)
+    record = recorded(await dispatch(request, command), JobStateChanged)
+    if record is not None:
+        return json_response(record.data)
+    # The state it has already: nothing recorded, the job as it stands answers.
     state = model(request).state
     job = reported_job(state, command, report_app(state, command.app))
     return json_response(model(request).encode(found(job)))

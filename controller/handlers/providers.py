@@ -20,10 +20,21 @@ from commands.providers import (
     PutResource,
     resolve_apps,
 )
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.handlers.common import (
+    dispatch,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    path_uuid,
+    payload,
+)
 from controller.http import json_response, read_json
 from controller.providers import deprovision, deprovision_each, provision
+from eventstore.events import ProviderCreated, ResourceCreated, ResourceDeleted
 from eventstore.objects import Provider, Resource
+from eventstore.record import RecordedEvent
 from projections.providers import app_resources, provider_resource, provider_resources, providers
 from projections.state import find_provider
 
@@ -45,8 +56,7 @@ def path_resource(request: web.Request, provider: Provider) -> Resource:
 async def create_provider(request: web.Request) -> web.Response:
     doc = await read_json(request, "provider")
     command = CreateProvider.from_json(doc, new_id=new_id(), now=now())
-    await dispatch(request, command)
-    return json_response(model(request).encode(model(request).state.providers[command.id]))
+    return json_response(payload(await dispatch(request, command), ProviderCreated))
 
 
 async def list_providers(request: web.Request) -> web.Response:
@@ -65,15 +75,15 @@ async def provision_resource(request: web.Request) -> web.Response:
     apps = resolve_apps(model(request).state, doc.get("apps") or ())
     external_id, env = await provision(request, provider, doc.get("config"))
     command = ProvisionResource(new_id(), now(), provider.id, external_id, env, apps)
-    await _record_or_deprovision(request, command, provider)
-    return json_response(model(request).encode(model(request).state.resources[command.id]))
+    records = await _record_or_deprovision(request, command, provider)
+    return json_response(payload(records, ResourceCreated))
 
 
 async def _record_or_deprovision(
     request: web.Request, command: ProvisionResource, provider: Provider
-) -> None:
+) -> list[RecordedEvent]:
     try:
-        await dispatch(request, command)
+        return await dispatch(request, command)
     except Exception:
         # Not recorded (log unavailable, app deleted meanwhile, ...): give it back.
         resource = Resource(command.id, provider.id, command.now, command.external_id)
@@ -91,8 +101,7 @@ async def put_resource(request: web.Request) -> web.Response:
     command = PutResource.from_json(
         doc, id=path_uuid(request, "resource"), provider_id=provider.id, now=now()
     )
-    await dispatch(request, command)
-    return json_response(model(request).encode(model(request).state.resources[command.id]))
+    return json_response(payload(await dispatch(request, command), ResourceCreated))
 
 
 async def list_resources(request: web.Request) -> web.Response:
@@ -108,8 +117,8 @@ async def delete_resource(request: web.Request) -> web.Response:
     provider = path_provider(request)
     resource = path_resource(request, provider)
     await deprovision(request, provider, resource)  # a failure leaves everything in place
-    await dispatch(request, DeleteResource(resource.id, now()))
-    return json_response(model(request).encode(resource))  # Flynn: the deleted resource
+    records = await dispatch(request, DeleteResource(resource.id, now()))
+    return json_response(payload(records, ResourceDeleted))  # Flynn: the deleted resource
 
 
 async def list_app_resources(request: web.Request) -> web.Response:

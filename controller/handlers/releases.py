@@ -1,24 +1,38 @@
-"""Artifacts and releases (Flynn: controller/artifact.go, release.go, app release)."""
+"""Artifacts and releases (Flynn: controller/artifact.go, release.go, app release), and
+release deletion (Flynn HEAD)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from commands.apps import SetAppRelease
-from commands.releases import CreateArtifact, CreateRelease
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
-from controller.http import json_response, read_json
+from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
+from controller.handlers.common import (
+    dispatch,
+    event_from,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    path_uuid,
+    payload,
+    recorded,
+)
+from controller.http import empty_response, json_response, read_json
+from eventstore.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
 
 
 async def create_artifact(request: web.Request) -> web.Response:
     command = CreateArtifact.from_json(
         await read_json(request, "artifact"), new_id=new_id(), now=now()
     )
-    await dispatch(request, command)
-    # Idempotent on (type, uri): the answer is whichever artifact holds the pair.
-    return json_response(
-        model(request).encode(model(request).artifact_by_key(command.type, command.uri))
-    )
+    record = recorded(await dispatch(request, command), ArtifactCreated)
+    if record is not None:
+        return json_response(record.data)
+    # Idempotent on (type, uri): nothing recorded, the artifact holding the pair answers.
+    existing = found(model(request).artifact_by_key(command.type, command.uri))
+    return json_response(model(request).encode(existing))
 
 
 async def list_artifacts(request: web.Request) -> web.Response:
@@ -36,8 +50,7 @@ async def create_release(request: web.Request) -> web.Response:
     command = CreateRelease.from_json(
         await read_json(request, "release"), new_id=new_id(), now=now()
     )
-    await dispatch(request, command)
-    return json_response(model(request).encode(model(request).release(command.id)))
+    return json_response(payload(await dispatch(request, command), ReleaseCreated))
 
 
 async def list_releases(request: web.Request) -> web.Response:
@@ -54,8 +67,8 @@ async def get_release(request: web.Request) -> web.Response:
 async def set_app_release(request: web.Request) -> web.Response:
     doc = await read_json(request, "app_release")
     app = path_app(request)
-    await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
-    return json_response(model(request).encode(model(request).release(str(doc["id"]).lower())))
+    records = await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
+    return json_response(model(request).encode(event_from(records, AppReleaseSet).release))
 
 
 async def get_app_release(request: web.Request) -> web.Response:
@@ -67,3 +80,9 @@ async def get_app_release(request: web.Request) -> web.Response:
 async def list_app_releases(request: web.Request) -> web.Response:
     read_model = model(request)
     return json_response(read_model.encode_list(read_model.app_releases(path_app(request).id)))
+
+
+async def delete_release(request: web.Request) -> web.Response:
+    app, release_id = path_app(request), path_uuid(request, "id")
+    await dispatch(request, DeleteRelease(app.id, release_id, now()))
+    return empty_response()

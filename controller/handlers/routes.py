@@ -12,8 +12,18 @@ from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
 from commands.routes import CreateRoute, DeleteRoute, RouteSpec, UpdateRoute
-from controller.handlers.common import dispatch, found, model, new_id, now, path_app, path_uuid
+from controller.handlers.common import (
+    dispatch,
+    found,
+    model,
+    new_id,
+    now,
+    path_app,
+    path_uuid,
+    payload,
+)
 from controller.http import empty_response, json_response, read_json
+from eventstore.events import RouteCreated, RouteUpdated
 from eventstore.objects import Route
 from projections.routes import app_route, app_routes
 
@@ -76,8 +86,7 @@ def path_route(request: web.Request, app_id: str) -> Route:
 async def create_route(request: web.Request) -> web.Response:
     spec = await route_spec(request)
     command = CreateRoute(new_id(), now(), path_app(request).id, spec)
-    await dispatch(request, command)
-    return json_response(model(request).encode(model(request).state.routes[command.id]))
+    return json_response(payload(await dispatch(request, command), RouteCreated))
 
 
 async def list_routes(request: web.Request) -> web.Response:
@@ -92,8 +101,8 @@ async def get_route(request: web.Request) -> web.Response:
 async def update_route(request: web.Request) -> web.Response:
     spec = await route_spec(request)
     route = path_route(request, path_app(request).id)
-    await dispatch(request, UpdateRoute(route.app_id or "", route.type, route.id, now(), spec))
-    return json_response(model(request).encode(model(request).state.routes[route.id]))
+    command = UpdateRoute(route.app_id or "", route.type, route.id, now(), spec)
+    return json_response(payload(await dispatch(request, command), RouteUpdated))
 
 
 async def delete_route(request: web.Request) -> web.Response:

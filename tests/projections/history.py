@@ -14,7 +14,7 @@ from commands import dispatch
 from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp, exclusive_resources
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
-from commands.releases import CreateArtifact, CreateRelease
+from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
 from eventstore.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
@@ -109,6 +109,7 @@ OPS = st.one_of(
     st.tuples(st.just("artifact"), st.integers(0, 3)),
     st.tuples(st.just("release"), _idx, st.none() | _idx),
     st.tuples(st.just("set_release"), _idx, _idx),
+    st.tuples(st.just("delete_release"), _idx, _idx),
     st.tuples(st.just("scale"), _idx, _idx, st.none() | _processes),
     st.tuples(st.just("job"), _idx, _idx, st.sampled_from(["starting", "up", "down", "crashed"])),
     st.tuples(st.just("route"), _idx, st.sampled_from(["http", "tcp"])),
@@ -186,6 +187,8 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
             )
         case "set_release" if app_id and s.releases:
             await h.do(SetAppRelease(app_id, _pick(s.releases, args[1]), now))
+        case "delete_release" if app_id and s.app_releases.get(app_id):
+            await h.do(DeleteRelease(app_id, _pick(s.app_releases[app_id], args[1]), now))
         case "scale" if app_id and s.releases:
             release_id = _pick(s.releases, args[1])
             current = s.formation(app_id, release_id)

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp
-from commands.releases import CreateArtifact, CreateRelease
+from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
 from eventstore.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
@@ -28,7 +28,7 @@ from tests.projections.history import DOMAIN, History, uid
 
 ALPHA, BETA, GAMMA = uid(0xA1), uid(0xB2), uid(0xC3)
 ART1, ART2 = uid(0xAA1), uid(0xAA2)
-REL1, REL2, SEED = uid(0xE1), uid(0xE2), uid(0xE3)
+REL1, REL2, SEED, GONE = uid(0xE1), uid(0xE2), uid(0xE3), uid(0xE4)
 ROUTE, TCP, GAMMA_ROUTE = uid(0xF1), uid(0xF2), uid(0xF3)
 PROVIDER, SHARED, ONLY_GAMMA, UNLINKED = uid(0xD0), uid(0xD1), uid(0xD2), uid(0xD3)
 DEPLOY, MIGRATION = uid(0xDE), uid(0xDF)
@@ -36,8 +36,9 @@ JOB1, JOB2, JOB3 = (f"host-{uid(0x10 + n)}" for n in range(3))
 
 
 async def build(h: History) -> None:
-    """Three apps (gamma deleted at the end) with releases, formations, jobs, routes,
-    a provider with resources, a deployment and a domain migration."""
+    """Three apps (gamma deleted at the end) with releases (one deleted, one shared by beta
+    and gamma), formations, jobs, routes, a provider with resources, a deployment and a
+    domain migration."""
     await h.do(CreateApp(ALPHA, h.now(), name="alpha", default_route_domain=DOMAIN, route_id=ROUTE))
     await h.do(CreateApp(BETA, h.now(), name="beta"))
     await h.do(CreateApp(GAMMA, h.now(), name="gamma"))
@@ -48,6 +49,10 @@ async def build(h: History) -> None:
     await h.do(CreateRelease(REL2, h.now(), artifact_id=ART2, processes=web, app=ALPHA))
     await h.do(CreateRelease(SEED, h.now(), artifact_id=ART1))
     await h.do(SetAppRelease(ALPHA, REL2, h.now()))
+    await h.do(SetAppRelease(BETA, SEED, h.now()))
+    await h.do(CreateRelease(GONE, h.now(), artifact_id=ART2, processes=web, app=ALPHA))
+    await h.emit(FormationScaled(ALPHA, GONE, {"web": 0}))
+    assert await h.do(DeleteRelease(ALPHA, GONE, h.now()))
     await h.emit(FormationScaled(ALPHA, REL1, {"web": 1}))
     await h.emit(FormationScaled(ALPHA, REL2, {"web": 2, "worker": 1}))
     await h.emit(FormationScaled(ALPHA, REL1, None, {"web": 1}))
@@ -162,13 +167,15 @@ async def test_releases_and_artifacts_are_listed_newest_first(model: ReadModel):
     artifact = await model.artifact(ART2)
     assert artifact is not None and artifact["uri"] == "https://example.com/2"
     assert await model.release(uid(1)) is None and await model.artifact(uid(1)) is None
+    assert await model.release(GONE) is None
 
 
-async def test_app_releases_include_the_ones_it_owns_and_the_ones_it_scaled(model: ReadModel):
-    """An app's releases are its own plus any it scaled, even after it is deleted."""
+async def test_app_releases_are_the_ones_it_owns_set_or_scaled_and_not_deleted(model: ReadModel):
+    """An app's releases are its own plus any it set or scaled, less the deleted ones; a
+    deleted app's releases left it, and one another app still uses stays."""
     assert ids(await model.app_releases(ALPHA)) == [REL2, REL1]
-    assert ids(await model.app_releases(GAMMA)) == [SEED]
-    assert await model.app_releases(BETA) == []
+    assert await model.app_releases(GAMMA) == []
+    assert ids(await model.app_releases(BETA)) == [SEED]
 
 
 async def test_only_live_formations_are_found(model: ReadModel):
@@ -250,7 +257,9 @@ async def test_the_snapshot_holds_every_kind_and_the_position(model: ReadModel):
     assert list(snapshot["apps"]) == sorted([ALPHA, BETA])
     assert list(snapshot["deleted_apps"]) == [GAMMA]
     assert list(snapshot["formations"]) == [f"{ALPHA}:{REL2}"]
-    assert sorted(snapshot["deleted_formations"]) == sorted([f"{ALPHA}:{REL1}", f"{GAMMA}:{SEED}"])
+    deleted_formations = [f"{ALPHA}:{REL1}", f"{ALPHA}:{GONE}", f"{GAMMA}:{SEED}"]
+    assert sorted(snapshot["deleted_formations"]) == sorted(deleted_formations)
+    assert list(snapshot["releases"]) == sorted([REL1, REL2, SEED])
     assert list(snapshot["resources"]) == sorted([SHARED, UNLINKED])
-    assert snapshot["app_releases"] == {ALPHA: sorted([REL1, REL2]), GAMMA: [SEED]}
+    assert snapshot["app_releases"] == {ALPHA: sorted([REL1, REL2]), BETA: [SEED]}
     assert snapshot["jobs"][JOB1]["state"] == "up"

@@ -2,8 +2,9 @@
 
 from typing import Any
 
+from eventstore.events import ReleaseDeleted
 from eventstore.memory import InMemoryEventStore
-from replay.history import app_events, find_app_id, history_text, timeline
+from replay.history import app_events, find_app_id, history_text, summary, timeline
 
 
 async def test_an_apps_timeline_lists_its_events_in_order_with_summaries(
@@ -35,5 +36,13 @@ async def test_a_deleted_app_is_found_by_name_and_by_id(
     assert await find_app_id(store, "temp") == (temp, "temp")
     assert await find_app_id(store, temp) == (temp, "temp")
     entries = timeline(await app_events(store, temp))
-    assert entries[-1]["summary"] == "app deleted, with 1 route(s) and 0 resource(s)"
+    assert entries[-1]["summary"] == "app deleted, with 1 route(s), 0 release(s) and 0 resource(s)"
     assert await find_app_id(store, "never") is None
+
+
+def test_a_release_deletion_says_whether_other_apps_keep_the_release():
+    """A release deletion names the release, and the apps that still use it if any."""
+    release = "12345678-0000-4000-8000-000000000000"
+    assert summary(ReleaseDeleted("a", release)) == "release 12345678 deleted"
+    kept = summary(ReleaseDeleted("a", release, ("b", "c")))
+    assert kept == "release 12345678 deleted (kept for 2 other app(s))"
