@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import http, replay, report, sse, startup, store
+from bench import compare, http, replay, report, sse, startup, store
 from bench.chart import write_chart
 
 Suite = Callable[[bool], tuple[list[report.Row], dict[str, Any]]]
@@ -22,7 +22,10 @@ SUITES: dict[str, Suite] = {
     "sse": sse.run,
     "replay": replay.run,
     "startup": startup.run,
+    "compare": compare.run,
 }
+#: Suites run only when named: compare measures this checkout against `--base`.
+ON_REQUEST = frozenset({"compare"})
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -31,6 +34,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=sorted(SUITES), action="append", help="run this suite")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    parser.add_argument(
+        "--base",
+        metavar="REV",
+        help="the revision the compare suite measures this checkout against (default HEAD)",
     )
     return parser.parse_args(argv)
 
@@ -71,7 +79,9 @@ def print_noise(rows: Sequence[report.Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started_at = datetime.now(UTC)
-    names = args.only or list(SUITES)
+    names = args.only or [name for name in SUITES if name not in ON_REQUEST]
+    if args.base:
+        os.environ[compare.BASE_VARIABLE] = args.base
     rows: list[report.Row] = []
     for name in names:
         rows += run_suite(name, args.quick)

@@ -141,15 +141,14 @@ def row(
     unit: str = "req/s",
     baseline: tuple[str, Runs] | None = None,
     target: Target | None = None,
+    cpu_ratio: str = "ceiling/our CPU per req",
 ) -> Row:
     """A figure from its runs; the details are medians over the runs too."""
     detail = {k: median(runs, k) for k in runs[0] if k != key}
     name, value = (None, None) if baseline is None else (baseline[0], median(baseline[1], key))
     if baseline is not None and "server CPU us/req" in detail:
         # What the ratio would be if only CPU mattered: steadier on a busy machine.
-        detail["ceiling/our CPU per req"] = (
-            median(baseline[1], "server CPU us/req") / detail["server CPU us/req"]
-        )
+        detail[cpu_ratio] = median(baseline[1], "server CPU us/req") / detail["server CPU us/req"]
     return Row(figure, unit, tuple(r[key] for r in runs), name, value, target, detail)
 
 

@@ -89,9 +89,10 @@ class Target:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], env: dict[str, str] | None = None
+    args: list[str], env: dict[str, str] | None = None, root: Path = ROOT
 ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | (env or {}))
+    """`args` run in the checkout `root` (whose packages `python -m` then imports)."""
+    proc = subprocess.Popen(args, cwd=root, env=os.environ | (env or {}))
     try:
         yield proc
     finally:
@@ -104,13 +105,15 @@ def process(
 
 
 @contextlib.contextmanager
-def evenflow(dsn: str, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Target]:
-    """The service on `dsn`, on a free port, until the block ends."""
+def evenflow(
+    dsn: str, workers: int = 1, env: dict[str, str] | None = None, root: Path = ROOT
+) -> Iterator[Target]:
+    """The service of the checkout `root` on `dsn`, on a free port, until the block ends."""
     port = free_port()
     args = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]  # fmt: skip
     settings = {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING", "SCHEDULER": "off"}
-    with process(args, settings | (env or {})) as proc:
+    with process(args, settings | (env or {}), root) as proc:
         url = f"http://127.0.0.1:{port}"
         yield Target(url, proc, wait_ready(url, proc))
 
