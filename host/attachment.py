@@ -159,12 +159,12 @@ class StdioAttachment:
     async def exit_status(self) -> int:
         return await asyncio.shield(self._exit)
 
-    async def detach(self) -> None:
+    async def detach(self, *, stop: bool = True) -> None:
         if self._detached:
             return
         self._detached = True
         self._forget()
-        if not self._exit.done() and self._stop is not None:
+        if stop and not self._exit.done() and self._stop is not None:
             await self._stop()
         self.close()
 

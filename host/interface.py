@@ -80,8 +80,9 @@ class Attachment(Protocol):
         """Wait for the job's end: its exit status, or AttachError."""
         ...
 
-    async def detach(self) -> None:
-        """The client went away: stop the job, which nobody can talk to any more."""
+    async def detach(self, *, stop: bool = True) -> None:
+        """The client is done with the streams; with `stop`, a job still running is stopped
+        (nobody can talk to it any more)."""
         ...
 
 

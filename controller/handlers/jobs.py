@@ -7,6 +7,7 @@ from aiohttp import web
 
 from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
 from controller import keys
+from controller.attach import run_attached, wants_attach
 from controller.handlers.common import dispatch, found, model, new_id, now, path_app
 from controller.http import empty_response, encode_json, json_response, read_json
 from eventstore.objects import JSON, Job
@@ -21,12 +22,13 @@ def _run_answer(job: Job) -> JSON:
     return doc
 
 
-async def run_job(request: web.Request) -> web.Response:
+async def run_job(request: web.Request) -> web.StreamResponse:
     doc = await read_json(request, "new_job")
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
-    await dispatch(
-        request, RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
-    )
+    command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
+    if wants_attach(request):  # Flynn's `flynn run`: 101, then the job's streams
+        return await run_attached(request, command, doc)
+    await dispatch(request, command)
     return json_response(encode_json(_run_answer(model(request).state.jobs[job_id])))
 
 
