@@ -38,6 +38,19 @@ def set_window(fd: int, height: int, width: int) -> None:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
+def stdio_fds(request: AttachRequest) -> tuple[list[int], list[int]]:
+    """The job's stdin, stdout and stderr, and the service's ends of them: three pipes, or
+    one pseudo-terminal (its master twice: for reading, and a copy for writing)."""
+    if request.tty:
+        master, terminal = os.openpty()
+        set_window(master, request.height, request.width)
+        return [terminal, terminal, terminal], [os.dup(master), master]
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    return [stdin_r, stdout_w, stderr_w], [stdin_w, stdout_r, stderr_r]
+
+
 class StdioAttachment:
     """One attached job, between the host (bind, ended) and the client (the rest)."""
 
@@ -114,6 +127,10 @@ class StdioAttachment:
         await asyncio.shield(self._started)
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        try:
+            await self.started()
+        except AttachError:
+            return  # no output: the job did not run
         while True:
             while self._chunks:
                 stream, data = self._chunks.pop(0)

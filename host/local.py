@@ -39,7 +39,7 @@ import attrs
 
 from applog.store import LogLine, LogStore
 from host.artifacts import unpack
-from host.attachment import AttachRegistry, StdioAttachment, set_window
+from host.attachment import AttachRegistry, StdioAttachment, stdio_fds
 from host.inputs import command_error, parse_job_id
 from host.interface import Attachment, AttachRequest, HostEvent, JobSpec
 from host.jobdir import (
@@ -257,7 +257,7 @@ class LocalHost:
 
     def _spawn(self, job: _Job) -> None:
         if job.attachment is not None:
-            fds, kept = _attached_fds(job.attachment.request)
+            fds, kept = stdio_fds(job.attachment.request)
         else:
             kept = []
             fds = [
@@ -406,16 +406,3 @@ class LocalHost:
 
 def _epoch() -> datetime:
     return datetime.fromtimestamp(0, UTC)
-
-
-def _attached_fds(request: AttachRequest) -> tuple[list[int], list[int]]:
-    """The job's stdin, stdout and stderr, and the service's ends of them: three pipes, or
-    one pseudo-terminal (its master twice: for reading, and a copy for writing)."""
-    if request.tty:
-        master, terminal = os.openpty()
-        set_window(master, request.height, request.width)
-        return [terminal, terminal, terminal], [os.dup(master), master]
-    stdin_r, stdin_w = os.pipe()
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
-    return [stdin_r, stdout_w, stderr_w], [stdin_w, stdout_r, stderr_r]
