@@ -81,10 +81,12 @@ def _registry(uri: str) -> ImageSource:
     parts = urlsplit(uri)
     query = parse_qs(parts.query)
     names, ids = query.get("name", []), query.get("id", [])
-    if len(names) != 1 or len(ids) > 1 or not DOMAIN.fullmatch(parts.netloc):
-        raise ArtifactError(f"the image {uri} needs one name (and at most one id) of a registry")
-    if parts.path not in ("", "/") or parts.username or parts.password or parts.fragment:
+    if parts.path not in ("", "/") or "@" in parts.netloc or parts.fragment:
         raise ArtifactError(f"the image {uri} has a path, credentials or a fragment")
+    if not DOMAIN.fullmatch(parts.netloc):
+        raise ArtifactError(f"the image {uri} does not name a registry host")
+    if len(names) != 1 or len(ids) > 1:
+        raise ArtifactError(f"the image {uri} needs one name (and at most one id)")
     name = names[0]
     if not REPOSITORY.fullmatch(name):
         raise ArtifactError(f"the image {uri} has a repository name that is not one: {name!r}")

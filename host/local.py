@@ -104,6 +104,7 @@ class LocalHost:
         poll_interval: float = 0.1,
         max_log_bytes: int = 8 * 1024 * 1024,
         attachments: AttachRegistry | None = None,
+        uids: AppUids | None = None,  # shared with another host of the machine
     ) -> None:
         self._id = host_id
         self._state_dir = state_dir.resolve()
@@ -111,8 +112,8 @@ class LocalHost:
         self._logs = logs
         self._artifact_root = Path(os.path.abspath(artifact_root))
         # Not root: every job runs as the service's own user, which cannot switch to another.
-        self._uids: AppUids | None = None
-        if os.geteuid() == 0:
+        self._uids: AppUids | None = uids
+        if os.geteuid() == 0 and uids is None:
             check_mapped(*uid_range)
             self._uids = AppUids(self._state_dir / "uids.json", *uid_range)
         self._stop_grace = stop_grace

@@ -99,13 +99,14 @@ class PodmanHost:
         pull: str = "missing",
         runtime: str = "runc",
         attachments: AttachRegistry | None = None,
+        uids: AppUids | None = None,  # shared with another host of the machine
     ) -> None:
         self._id = host_id
         self._dir = state_dir.resolve() / "containers"
         self._logs = logs
         self._artifact_root = Path(os.path.abspath(artifact_root))
-        self._uids: AppUids | None = None
-        if os.geteuid() == 0:
+        self._uids: AppUids | None = uids
+        if os.geteuid() == 0 and uids is None:
             check_mapped(*uid_range)
             self._uids = AppUids(state_dir.resolve() / "uids.json", *uid_range)
         self._stop_grace = stop_grace

@@ -81,6 +81,12 @@ def containers(host_id: str) -> dict[str, str]:
     return {c["Names"][0]: c["State"] for c in json.loads(out or b"[]")}
 
 
+def published_port(job_id: str) -> int:
+    """The host port of the job's container (its first)."""
+    labels = json.loads(podman("inspect", "--type=container", job_id).stdout)[0]["Config"]
+    return int(labels["Labels"]["evenflow.ports"].split(",")[0])
+
+
 def remove_containers(host_id: str) -> None:
     for name in containers(host_id):
         podman("rm", "--force", "--time=0", name, check=False)
