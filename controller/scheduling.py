@@ -8,8 +8,9 @@ takes over. The leader checks its connection every second and stands down when i
 in-memory log there is only this process: it always leads.
 
 A new leader first waits until its read model holds the whole log, then the scheduler
-recovers the local host's jobs (the host keeps its state under the data directory, so that
-controllers on one machine share it) before it changes anything. Standing down, or stopping
+recovers the host's jobs (processes, and containers with JOB_HOST=podman; the host keeps its
+state under the data directory, so that controllers on one machine share it) before it
+changes anything. The host also serves attached clients (controller/attach.py). Standing down, or stopping
 the service, leaves the jobs running for the next leader.
 """
 

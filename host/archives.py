@@ -9,6 +9,7 @@ not read. Podman then reads the open file (`/dev/fd/N`), not the path, which cou
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import stat
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from eventstore.objects import Artifact
 from host.artifacts import ArtifactError, below_root
+from host.podman_cli import Podman
 
 
 def open_archive(path: str, root: Path, owner: tuple[int, int] | None) -> int:
@@ -73,3 +75,30 @@ def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENOTDIR:
         return "is not a directory"
     return f"cannot be opened ({exc.strerror})"
+
+
+class ArchiveImages:
+    """Images loaded from OCI archives into podman's storage, once per version of a file."""
+
+    def __init__(self, podman: Podman, root: Path) -> None:
+        self._podman, self._root = podman, root
+        self._loaded: dict[tuple[int, int, int, int], str] = {}  # file identity -> image id
+
+    async def image(self, path: str, owner: tuple[int, int] | None) -> str:
+        """The id of the image in the archive at `path` (ArtifactError, PodmanError)."""
+        fd = await asyncio.to_thread(open_archive, path, self._root, owner)
+        try:
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            known = self._loaded.get(key)
+            if known and (await self._podman.run("image", "exists", known)).returncode == 0:
+                return known
+            out = await self._podman.check("pull", "--quiet", f"oci-archive:/dev/fd/{fd}",
+                                           pass_fds=(fd,))  # fmt: skip
+        finally:
+            os.close(fd)
+        lines = out.decode().split()
+        if not lines:
+            raise ArtifactError(f"the archive {path} holds no image")
+        self._loaded[key] = lines[-1]
+        return lines[-1]

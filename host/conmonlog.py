@@ -8,7 +8,6 @@ rename): the tail reads the old file to its end and goes on with the new one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,9 +108,3 @@ class ContainerLog:
             attrs.evolve(self._template, msg=msg, timestamp=datetime.now(UTC), stream=stream)
         )
 
-
-def tail_from(path: Path) -> bool:
-    """Whether a log file exists already (a recovered container's: its past is not new)."""
-    with contextlib.suppress(OSError):
-        return path.stat().st_size > 0
-    return False

@@ -46,6 +46,7 @@ class Container:
 
     name: str  # the job id
     host_id: str
+    home: str  # which service's state directory it belongs to
     image: ImageSource
     reference: str  # the image to create it from (an archive's is its loaded id)
     ports: tuple[int, ...]
@@ -59,7 +60,7 @@ class Container:
 
 def labels(spec: JobSpec, container: Container) -> dict[str, str]:
     found = {
-        "host": container.host_id, "job": spec.job_id, "app": spec.app_id,
+        "host": container.host_id, "home": container.home, "job": spec.job_id, "app": spec.app_id,
         "release": spec.release_id, "type": spec.process_type,
         "ports": ",".join(str(p) for p in container.ports),
         "uid": "" if container.owner is None else str(container.owner[0]),

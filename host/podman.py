@@ -2,7 +2,8 @@
 
 A job is a container named by its job id and labelled with its host, app, release, type,
 ports and uid (host/containers.py), so that a host started later on the same podman storage
-adopts it: `podman ps --filter label=evenflow.host=<id>` lists every job it left, running or
+adopts it: `podman ps --filter label=evenflow.home=<its state directory's>` lists every job it
+left (services with data directories of their own share podman's storage), running or
 ended, and how the ended ones exited is in `podman inspect`. Its output goes to a log file of
 the job's own under `<state dir>/containers/<uuid>/`, which one monitor task tails into the
 app log store (host/conmonlog.py); `podman events` tells the monitor when a container dies,
@@ -23,31 +24,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import os
 import re
-import signal
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
-import orjson
-
-from applog.store import LogLine, LogStore
-from host.archives import open_archive
-from host.attachment import AttachRegistry, StdioAttachment, stdio_fds
-from host.conmonlog import ContainerLog
+from applog.store import LogStore
+from host.archives import ArchiveImages
+from host.attachment import AttachRegistry
 from host.containers import LABEL, Container, create_args, env_file
 from host.images import image_source
 from host.inputs import command_error, parse_job_id
 from host.interface import Attachment, AttachRequest, HostEvent, JobSpec
 from host.jobdir import UnsafePathError, job_path, remove, write_atomically
 from host.oom import oom_kills
+from host.podman_attach import start_attached
 from host.podman_cli import Podman, PodmanError
+from host.podman_events import DeathWatch
+from host.podman_jobs import PodmanJob, adopted
 from host.ports import accepts, free_ports
 from host.uids import DEFAULT_RANGE, AppUids, check_mapped
 
@@ -56,31 +55,6 @@ logger = logging.getLogger(__name__)
 PULL_POLICIES = ("missing", "always", "never")
 PROCESS_TYPE = re.compile(r"[A-Za-z0-9_-]*")
 _NEVER = "0001-01-01T00:00:00Z"
-
-
-@attrs.define(eq=False)
-class _Job:
-    job_id: str
-    app_id: str
-    process_type: str
-    dir: Path
-    ports: tuple[int, ...] = ()
-    attached: bool = False
-    created: bool = False  # a container of this name may exist: forget removes it
-    container_id: str = ""
-    running: bool = False
-    started_at: float = 0.0
-    up: bool = False
-    stop_requested: bool = False
-    stopping: asyncio.Task[Any] | None = None
-    died: bool = False  # podman says it ended: how is due
-    ended: bool = False
-    error: str = ""
-    preparing: asyncio.Task[None] | None = None
-    log: ContainerLog | None = None
-    attachment: StdioAttachment | None = None
-    client: asyncio.subprocess.Process | None = None  # an attached job's `podman start`
-    oom_kills: int = 0
 
 
 class PodmanHost:
@@ -103,6 +77,9 @@ class PodmanHost:
     ) -> None:
         self._id = host_id
         self._dir = state_dir.resolve() / "containers"
+        # The containers of this state directory (services on one machine, with their own
+        # data directories, share podman's storage): a label, as the directory is long.
+        self._home = hashlib.sha256(str(self._dir).encode()).hexdigest()[:16]
         self._logs = logs
         self._artifact_root = Path(os.path.abspath(artifact_root))
         self._uids: AppUids | None = uids
@@ -116,14 +93,13 @@ class PodmanHost:
         self._pull = pull
         self._podman = Podman(runtime)
         self._attachments = attachments or AttachRegistry()
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, PodmanJob] = {}
         self._events: asyncio.Queue[HostEvent] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._monitor: asyncio.Task[None] | None = None
-        self._watcher: asyncio.subprocess.Process | None = None
-        self._listener: asyncio.Task[None] | None = None
         self._synced_at = 0.0
-        self._archives: dict[tuple[int, int, int, int], str] = {}  # file identity -> image id
+        self._archives = ArchiveImages(self._podman, self._artifact_root)
+        self._deaths = DeathWatch(self._podman, self._home, self._died)
 
     @property
     def id(self) -> str:
@@ -135,13 +111,10 @@ class PodmanHost:
         self._dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self._dir, 0o700)
         for found in await self._list():
-            job = self._adopt(found)
-            if job is None:
-                continue
-            self._jobs[job.job_id] = job
-            if job.running and job.attached:  # nobody can talk to it any more
-                job.error = "its attached client was lost when the service restarted"
-                await self.stop(job.job_id)
+            job = adopted(found, self._dir)
+            if job is not None:
+                self._jobs[job.job_id] = job
+                await self._adopt(job, (found.get("Labels") or {}).get(f"{LABEL}.uid", ""))
         self._watch()
         return list(self._jobs)
 
@@ -149,7 +122,7 @@ class PodmanHost:
         if spec.job_id in self._jobs:
             return
         path = job_path(self._dir, spec.job_id)  # refuses an id of any other shape
-        job = self._jobs[spec.job_id] = _Job(spec.job_id, spec.app_id, spec.process_type, path)
+        job = self._jobs[spec.job_id] = PodmanJob(spec.job_id, spec.app_id, spec.process_type, path)
         job.preparing = asyncio.create_task(self._prepare(job, spec))
         self._watch()
 
@@ -189,15 +162,13 @@ class PodmanHost:
 
     async def close(self) -> None:
         tasks = [t for j in self._jobs.values() for t in (j.preparing, j.stopping) if t]
-        tasks += [t for t in (self._monitor, self._listener) if t is not None]
+        tasks += [self._monitor] if self._monitor is not None else []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._watcher is not None and self._watcher.returncode is None:
-            self._watcher.kill()
-            await self._watcher.wait()
+        await self._deaths.close()
         for job in self._jobs.values():
             if job.log is not None:
                 job.log.close()
@@ -205,7 +176,7 @@ class PodmanHost:
 
     # -- starting ----------------------------------------------------------------------
 
-    async def _prepare(self, job: _Job, spec: JobSpec) -> None:
+    async def _prepare(self, job: PodmanJob, spec: JobSpec) -> None:
         job.attachment = self._attachments.claim(spec.job_id)
         error = ""
         try:
@@ -223,7 +194,7 @@ class PodmanHost:
                 (job.dir / "env").unlink()
         self._end(job, None, error, started=False)
 
-    async def _create(self, job: _Job, spec: JobSpec) -> None:
+    async def _create(self, job: PodmanJob, spec: JobSpec) -> None:
         if problem := command_error((*spec.argv, *spec.entrypoint, *spec.cmd), spec.env):
             raise ValueError(problem)
         if not PROCESS_TYPE.fullmatch(spec.process_type):
@@ -234,7 +205,7 @@ class PodmanHost:
         owner = self._uids.owner(spec.app_id) if self._uids is not None else None
         reference = source.reference
         if source.archive is not None:
-            reference = await self._load(source.archive, owner)
+            reference = await self._archives.image(source.archive, owner)
         taken = (port for other in self._jobs.values() for port in other.ports)
         job.ports = tuple(free_ports(spec.ports, taken))
         os.mkdir(job.dir, 0o700)  # never an entry that exists, a link included
@@ -242,128 +213,46 @@ class PodmanHost:
         request = job.attachment.request if job.attachment is not None else AttachRequest()
         job.attached = job.attachment is not None
         container = Container(
-            job.job_id, self._id, source, reference, job.ports, str(job.dir / "env"),
+            job.job_id, self._id, self._home, source, reference, job.ports, str(job.dir / "env"),
             str(job.dir / "ctr.log"), owner, self._pull, job.attached, request.tty,
         )  # fmt: skip
         job.created = True
         created = await self._podman.check("create", *create_args(spec, container))
         job.container_id = created.decode().strip()
 
-    async def _load(self, path: str, owner: tuple[int, int] | None) -> str:
-        """The id of the image in the OCI archive at `path`, loaded once per file version."""
-        fd = await asyncio.to_thread(open_archive, path, self._artifact_root, owner)
-        try:
-            st = os.fstat(fd)
-            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            known = self._archives.get(key)
-            if (
-                known is not None
-                and (await self._podman.run("image", "exists", known)).returncode == 0
-            ):
-                return known
-            out = await self._podman.check("pull", "--quiet", f"oci-archive:/dev/fd/{fd}",
-                                           pass_fds=(fd,))  # fmt: skip
-        finally:
-            os.close(fd)
-        image = out.decode().strip().splitlines()[-1] if out.strip() else ""
-        self._archives[key] = image
-        return image
-
-    async def _start(self, job: _Job) -> None:
+    async def _start(self, job: PodmanJob) -> None:
         if job.attachment is None:
             await self._podman.check("start", job.job_id)
-        else:
-            await self._start_attached(job, job.attachment)
+            job.tail(self._logs, self._id, from_end=False)
+        else:  # its output goes to its client
+
+            async def stop() -> None:
+                await self.stop(job.job_id)
+
+            log = job.log_writer(self._logs, self._id)
+            job.client = await start_attached(self._podman, job.job_id, job.attachment, stop, log)
         job.running, job.started_at = True, time.monotonic()
-        if job.attachment is None:  # an attached job's output goes to its client
-            template = LogLine(job.app_id, "", datetime.fromtimestamp(0, UTC), job_id=job.job_id,
-                               process_type=job.process_type, host_id=self._id)  # fmt: skip
-            job.log = ContainerLog(job.dir / "ctr.log", self._logs, template, from_end=False)
-
-    async def _start_attached(self, job: _Job, attachment: StdioAttachment) -> None:
-        fds, kept = stdio_fds(attachment.request)
-        try:
-            job.client = await self._podman.spawn(
-                "start", "--attach", "--interactive", "--sig-proxy=false", job.job_id,
-                stdin=fds[0], stdout=fds[1], stderr=fds[2],
-            )  # fmt: skip
-        except BaseException:
-            for fd in kept:
-                os.close(fd)
-            raise
-        finally:
-            for fd in set(fds):
-                os.close(fd)
-        client = job.client
-
-        async def signal_job(signum: int) -> None:
-            if 0 < signum < signal.NSIG and not job.ended:
-                await self._podman.run("kill", f"--signal={signum}", job.job_id)
-
-        async def stop() -> None:
-            await self.stop(job.job_id)
-
-        def resized() -> None:  # podman reads its terminal's new size on SIGWINCH
-            with contextlib.suppress(ProcessLookupError):
-                client.send_signal(signal.SIGWINCH)
-
-        stdin, stdout, *stderr = kept
-        attachment.bind(stdin=stdin, stdout=stdout, stderr=stderr[0] if stderr else None,
-                        signal=signal_job, stop=stop, after_resize=resized,
-                        log=self._log_writer(job))  # fmt: skip
-
-    def _log_writer(self, job: _Job) -> Any:
-        template = LogLine(job.app_id, "", datetime.fromtimestamp(0, UTC), job_id=job.job_id,
-                           process_type=job.process_type, host_id=self._id)  # fmt: skip
-
-        def write(stream: str, msg: str) -> None:
-            self._logs.write(attrs.evolve(template, msg=msg, timestamp=datetime.now(UTC),
-                                          stream=stream))  # fmt: skip
-
-        return write
 
     # -- recovering --------------------------------------------------------------------
 
     async def _list(self) -> list[dict[str, Any]]:
         listed = await self._podman.json(
-            "ps", "--all", "--format=json", f"--filter=label={LABEL}.host={self._id}"
+            "ps", "--all", "--format=json", f"--filter=label={LABEL}.home={self._home}"
         )
         return [c for c in listed or () if isinstance(c, dict)]
 
-    def _adopt(self, found: dict[str, Any]) -> _Job | None:
-        labels = found.get("Labels") or {}
-        job_id = labels.get(f"{LABEL}.job", "")
-        if parse_job_id(job_id) is None or job_id not in (found.get("Names") or ()):
-            logger.warning("podman host: container %s is not a job of ours; left alone",
-                           found.get("Id"))  # fmt: skip
-            return None
-        ports = tuple(int(p) for p in labels.get(f"{LABEL}.ports", "").split(",") if p.isdigit())
-        app_id = labels.get(f"{LABEL}.app", "")
-        try:
-            path = job_path(self._dir, job_id)
-        except UnsafePathError as exc:
-            logger.warning("podman host: %s; container %s left alone", exc, job_id)
-            return None
-        job = _Job(job_id, app_id, labels.get(f"{LABEL}.type", ""), path, ports,
-                   attached=bool(labels.get(f"{LABEL}.attached")), created=True,
-                   container_id=str(found.get("Id", "")))  # fmt: skip
-        uid = labels.get(f"{LABEL}.uid", "")
+    async def _adopt(self, job: PodmanJob, uid: str) -> None:
         if self._uids is not None and uid.isdigit():
-            self._uids.adopt(app_id, int(uid))
-        state = found.get("State")
-        if state == "running":
-            job.running, job.started_at = True, time.monotonic()
-            if not job.attached:
-                template = LogLine(app_id, "", datetime.fromtimestamp(0, UTC), job_id=job_id,
-                                   process_type=job.process_type, host_id=self._id)  # fmt: skip
-                job.log = ContainerLog(job.dir / "ctr.log", self._logs, template, from_end=True)
-        elif state in ("exited", "stopped"):
-            job.died = True
-        else:  # created, never started: the host stopped between create and start
-            job.ended = True
-            error = "the host restarted before the job started"
-            self._events.put_nowait(HostEvent(job_id, "exited", None, error, started=False))
-        return job
+            self._uids.adopt(job.app_id, int(uid))
+        if job.running:
+            job.started_at = time.monotonic()
+            if job.attached:  # nobody can talk to it any more
+                job.error = "its attached client was lost when the service restarted"
+                await self.stop(job.job_id)
+            else:
+                job.tail(self._logs, self._id, from_end=True)  # its past was logged before
+        elif not job.died:  # created, never started: the host stopped between create and start
+            self._end(job, None, "the host restarted before the job started", started=False)
 
     # -- watching ----------------------------------------------------------------------
 
@@ -384,7 +273,7 @@ class PodmanHost:
 
     async def check(self) -> None:
         """Look at every job once: deaths, output, readiness."""
-        self._listen()
+        self._deaths.ensure_running()
         now = time.monotonic()
         if now - self._synced_at >= self._sync_interval:
             self._synced_at = now
@@ -422,31 +311,13 @@ class PodmanHost:
             if job.running and not job.died and states.get(job.job_id) != "running":
                 job.died = True
 
-    def _listen(self) -> None:
-        """Keep `podman events` running: it says at once when a container dies."""
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._read_events())
+    def _died(self, name: str) -> None:
+        job = self._jobs.get(name)
+        if job is not None and job.running:
+            job.died = True
+            self._wake.set()
 
-    async def _read_events(self) -> None:
-        self._watcher = watcher = await self._podman.stream(
-            "events", "--format=json", "--filter=type=container", "--filter=event=died",
-            f"--filter=label={LABEL}.host={self._id}",
-        )  # fmt: skip
-        assert watcher.stdout is not None
-        try:
-            while line := await watcher.stdout.readline():
-                with contextlib.suppress(ValueError):
-                    name = orjson.loads(line).get("Name")
-                    job = self._jobs.get(name) if isinstance(name, str) else None
-                    if job is not None and job.running:
-                        job.died = True
-                        self._wake.set()
-        finally:
-            if watcher.returncode is None:
-                watcher.kill()
-                await watcher.wait()
-
-    async def _finish(self, job: _Job) -> None:
+    async def _finish(self, job: PodmanJob) -> None:
         """The container ended: how, from its state; its last output; the report."""
         if job.client is not None and job.client.returncode is None:
             return  # its `podman start --attach` is still passing output on
@@ -472,7 +343,7 @@ class PodmanHost:
         self._end(job, exit_status, error or ("" if started else "the container did not start"),
                   started)  # fmt: skip
 
-    def _end(self, job: _Job, exit_status: int | None, error: str, started: bool) -> None:
+    def _end(self, job: PodmanJob, exit_status: int | None, error: str, started: bool) -> None:
         job.ended, job.running = True, False
         if job.attachment is not None:
             job.attachment.ended(exit_status, error, started)
