@@ -107,4 +107,3 @@ class ContainerLog:
         self._store.write(
             attrs.evolve(self._template, msg=msg, timestamp=datetime.now(UTC), stream=stream)
         )
-

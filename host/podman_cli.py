@@ -10,7 +10,11 @@ variable of the service's, let alone of a job's, steers it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
 import shutil
+import signal
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,26 +67,32 @@ class Podman:
     async def run(
         self, *args: str, pass_fds: Sequence[int] = (), timeout: float | None = None
     ) -> Result:
-        """Run `podman args…` to its end; its output, whatever its exit status."""
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=ENV,
-            cwd="/",
-            pass_fds=pass_fds,
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                out, err = await proc.communicate()
-        except BaseException:  # cancelled, or too slow: it must not outlive the request
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        assert proc.returncode is not None
-        return Result(proc.returncode, out, err)
+        """Run `podman args…` to its end; its output, whatever its exit status.
+
+        The output goes to files, not pipes: a process podman leaves behind (conmon) would
+        hold a pipe open after podman's exit, and podman stalls on uvloop's socket pairs.
+        """
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(*args),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=ENV,
+                cwd="/",
+                pass_fds=pass_fds,
+            )
+            try:
+                async with asyncio.timeout(timeout):
+                    returncode = await proc.wait()
+            except BaseException:  # cancelled, or too slow: it must not outlive the request
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+                raise
+            out.seek(0)
+            err.seek(0)
+            return Result(returncode, out.read(), err.read())
 
     async def check(self, *args: str, pass_fds: Sequence[int] = ()) -> bytes:
         """Run and return stdout; PodmanError with its complaint if it fails."""
@@ -103,14 +113,35 @@ class Podman:
             *self.argv(*args), stdin=stdin, stdout=stdout, stderr=stderr, env=ENV, cwd="/"
         )
 
-    async def stream(self, *args: str) -> asyncio.subprocess.Process:
-        """Start `podman args…` whose stdout is read line by line (`podman events`)."""
-        return await asyncio.create_subprocess_exec(
-            *self.argv(*args),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=ENV,
-            cwd="/",
-            start_new_session=True,  # a ^C of the service's terminal is for the service
+    async def stream(self, *args: str) -> tuple[asyncio.subprocess.Process, asyncio.StreamReader]:
+        """Start `podman args…` and read its output line by line (`podman events`): through
+        a pipe of ours (see `run`), which ends when the process does."""
+        read_end, write_end = os.pipe()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv(*args),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=ENV,
+                cwd="/",
+                start_new_session=True,  # a ^C of the service's terminal is for the service
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb", 0)
         )
+        return proc, reader
+
+
+def _die_with_parent() -> None:
+    """In the child: end with the service, even when it is killed (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)

@@ -33,13 +33,12 @@ class DeathWatch:
         await self._end()
 
     async def _watch(self) -> None:
-        self._process = process = await self._podman.stream(
+        self._process, lines = await self._podman.stream(
             "events", "--format=json", "--filter=type=container", "--filter=event=died",
             f"--filter=label={LABEL}.home={self._home}",
         )  # fmt: skip
-        assert process.stdout is not None
         try:
-            while line := await process.stdout.readline():
+            while line := await lines.readline():
                 with contextlib.suppress(ValueError):
                     name = orjson.loads(line).get("Name")
                     if isinstance(name, str):
