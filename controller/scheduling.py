@@ -10,8 +10,8 @@ in-memory log there is only this process: it always leads.
 A new leader first waits until its read model holds the whole log, then the scheduler
 recovers the host's jobs (processes, and containers with JOB_HOST=podman; the host keeps its
 state under the data directory, so that controllers on one machine share it) before it
-changes anything. The host also serves attached clients (controller/attach.py). Standing down, or stopping
-the service, leaves the jobs running for the next leader.
+changes anything. The host also serves attached clients (controller/attach.py). Standing
+down, or stopping the service, leaves the jobs running for the next leader.
 """
 
 from __future__ import annotations
