@@ -15,10 +15,16 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import signal
 import struct
 import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
+import attrs
+
+from applog.store import LogLine as AppLogLine
+from applog.store import LogStore
 from host.interface import AttachError, AttachRequest
 
 #: Output read but not yet taken by the client, in bytes, beyond which reading pauses.
@@ -27,9 +33,24 @@ READ_SIZE = 64 * 1024
 #: ^D: the end of input on a terminal in canonical mode (its "close" of stdin).
 EOT = b"\x04"
 
+#: Signals a client may send its job: those a job's supervisor (the local host's shim, a
+#: container's init) outlives and passes on, and SIGKILL.
+PASSED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                            signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGWINCH,
+                            signal.SIGKILL})  # fmt: skip
+
 Signal = Callable[[int], Awaitable[None]]
 Stop = Callable[[], Awaitable[None]]
 LogLine = Callable[[str, str], None]  # (stream name, line)
+
+
+def log_writer(logs: LogStore, template: AppLogLine) -> LogLine:
+    """Writes an attached job's lines to the app log, as `template`'s job."""
+
+    def write(stream: str, msg: str) -> None:
+        logs.write(attrs.evolve(template, msg=msg, timestamp=datetime.now(UTC), stream=stream))
+
+    return write
 
 
 def set_window(fd: int, height: int, width: int) -> None:
@@ -79,17 +100,17 @@ class StdioAttachment:
 
     def bind(
         self,
+        kept: list[int],
         *,
-        stdin: int,
-        stdout: int,
-        stderr: int | None,
         signal: Signal,
         stop: Stop,
         after_resize: Callable[[], None] | None = None,
         log: LogLine | None = None,
     ) -> None:
-        """The job runs: these fds (owned from now on) are its streams' other ends. With a
-        terminal, `stdout` is its master and `stderr` None."""
+        """The job runs: `kept` (as `stdio_fds` gave them, owned from now on) are its
+        streams' other ends: stdin, stdout, stderr; or, with a terminal, its master twice."""
+        stdin, stdout, *rest = kept
+        stderr = rest[0] if rest else None
         self._stdin, self._signal, self._stop = stdin, signal, stop
         self._after_resize, self._log = after_resize, log if self.request.log else None
         if stderr is None:

@@ -39,7 +39,13 @@ import attrs
 
 from applog.store import LogLine, LogStore
 from host.artifacts import unpack
-from host.attachment import AttachRegistry, StdioAttachment, stdio_fds
+from host.attachment import (
+    PASSED_SIGNALS,
+    AttachRegistry,
+    StdioAttachment,
+    log_writer,
+    stdio_fds,
+)
 from host.inputs import command_error, parse_job_id
 from host.interface import Attachment, AttachRequest, HostEvent, JobSpec
 from host.jobdir import (
@@ -63,10 +69,6 @@ logger = logging.getLogger(__name__)
 SHIM = Path(__file__).with_name("shim.py")
 #: Release resources the host applies, by the shim's name for their rlimit.
 LIMITS = {"max_fd": "nofile", "memory": "as"}
-#: Signals a client may send an attached job: the ones the shim outlives, and SIGKILL.
-PASSED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
-                            signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGWINCH,
-                            signal.SIGKILL})  # fmt: skip
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 
 
@@ -296,24 +298,19 @@ class LocalHost:
         async def stop() -> None:
             await self.stop(job.record.job_id)
 
-        r = job.record
-        template = LogLine(r.app_id, "", _epoch(), job_id=r.job_id, process_type=r.process_type,
-                           host_id=self._id)  # fmt: skip
-
-        def log(stream: str, msg: str) -> None:
-            self._logs.write(attrs.evolve(template, msg=msg, timestamp=datetime.now(UTC),
-                                          stream=stream))  # fmt: skip
-
-        stdin, stdout, *stderr = kept
-        attachment.bind(stdin=stdin, stdout=stdout, stderr=stderr[0] if stderr else None,
-                        signal=signal_job, stop=stop, log=log)  # fmt: skip
+        log = log_writer(self._logs, self._template(job))
+        attachment.bind(kept, signal=signal_job, stop=stop, log=log)
 
     def _job_log(self, job: _Job, *, from_end: bool) -> JobLog:
-        r = job.record
-        template = LogLine(r.app_id, "", _epoch(), job_id=r.job_id, process_type=r.process_type,
-                           host_id=self._id)  # fmt: skip
         files = {"stdout": job.dir.stdout, "stderr": job.dir.stderr}
-        return JobLog(self._logs, template, files, from_end=from_end, max_bytes=self._max_log_bytes)
+        return JobLog(self._logs, self._template(job), files, from_end=from_end,
+                      max_bytes=self._max_log_bytes)  # fmt: skip
+
+    def _template(self, job: _Job) -> LogLine:
+        """App, job, process type and host of each of the job's log lines."""
+        r = job.record
+        return LogLine(r.app_id, "", _epoch(), job_id=r.job_id, process_type=r.process_type,
+                       host_id=self._id)  # fmt: skip
 
     # -- watching ----------------------------------------------------------------------
 

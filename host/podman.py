@@ -36,7 +36,7 @@ from typing import Any
 
 from applog.store import LogStore
 from host.archives import ArchiveImages
-from host.attachment import AttachRegistry
+from host.attachment import AttachRegistry, log_writer
 from host.containers import LABEL, Container, create_args, env_file
 from host.images import image_source
 from host.inputs import command_error, parse_job_id
@@ -229,7 +229,7 @@ class PodmanHost:
             async def stop() -> None:
                 await self.stop(job.job_id)
 
-            log = job.log_writer(self._logs, self._id)
+            log = log_writer(self._logs, job.template(self._id))
             job.client = await start_attached(self._podman, job.job_id, job.attachment, stop, log)
         job.running, job.started_at = True, time.monotonic()
 

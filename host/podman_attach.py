@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 
-from host.attachment import LogLine, StdioAttachment, Stop, stdio_fds
+from host.attachment import PASSED_SIGNALS, LogLine, StdioAttachment, Stop, stdio_fds
 from host.podman_cli import Podman
 
 
@@ -31,14 +31,12 @@ async def start_attached(
             os.close(fd)
 
     async def signal_job(signum: int) -> None:
-        if 0 < signum < signal.NSIG and client.returncode is None:
+        if signum in PASSED_SIGNALS and client.returncode is None:
             await podman.run("kill", f"--signal={signum}", name)
 
     def resized() -> None:  # podman reads its terminal's new size on SIGWINCH
         with contextlib.suppress(ProcessLookupError):
             client.send_signal(signal.SIGWINCH)
 
-    stdin, stdout, *stderr = kept
-    attachment.bind(stdin=stdin, stdout=stdout, stderr=stderr[0] if stderr else None,
-                    signal=signal_job, stop=stop, after_resize=resized, log=log)  # fmt: skip
+    attachment.bind(kept, signal=signal_job, stop=stop, after_resize=resized, log=log)
     return client

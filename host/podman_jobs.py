@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,14 +53,6 @@ class PodmanJob:
         """App, job, process type and host of each of its log lines."""
         return LogLine(self.app_id, "", datetime.fromtimestamp(0, UTC), job_id=self.job_id,
                        process_type=self.process_type, host_id=host_id)  # fmt: skip
-
-    def log_writer(self, logs: LogStore, host_id: str) -> Callable[[str, str], None]:
-        template = self.template(host_id)
-
-        def write(stream: str, msg: str) -> None:
-            logs.write(attrs.evolve(template, msg=msg, timestamp=datetime.now(UTC), stream=stream))
-
-        return write
 
 
 def adopted(found: dict[str, Any], root: Path) -> PodmanJob | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 #: What the shim stays alive through: stop signals sent to the job's group, and those a client
-#: attached to the job may send it (host/local.py PASSED_SIGNALS).
+#: attached to the job may send it (host/attachment.py PASSED_SIGNALS).
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
             signal.SIGUSR2, signal.SIGALRM)  # fmt: skip
 _LIMITS = {"nofile": resource.RLIMIT_NOFILE, "as": resource.RLIMIT_AS}
