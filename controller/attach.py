@@ -80,7 +80,6 @@ async def run_attached(
     request.protocol.set_parser(cast(Any, frames))
     response = web.StreamResponse(status=101, headers={"Connection": "upgrade", "Upgrade": UPGRADE})
     response.force_close()
-    await response.prepare(request)
     session = Session(request, response, attachment, frames, command)
     await session.run()
     return response
@@ -154,6 +153,7 @@ class Session:
     async def run(self) -> None:
         ended = False  # the client was told how the job ended
         try:
+            await self.response.prepare(self.request)
             error = await self._wait_started()
             if error is None:
                 ended = await self._attached()
@@ -163,8 +163,9 @@ class Session:
         except (ConnectionError, ProtocolError):
             pass
         finally:
-            # A job whose client left is killed through the log, as `DELETE .../jobs/:job`
-            # would (reported down); if the log is away, the host stops it all the same.
+            # A job whose client left (aiohttp cancels the handler when the connection
+            # drops) is killed through the log, as `DELETE .../jobs/:job` would (reported
+            # down); if the log is away, the host stops it all the same.
             recorded = ended or await self._kill()
             await self.attachment.detach(stop=not recorded)
 
