@@ -31,6 +31,7 @@ class ContainerLog:
         self._from_end = from_end
         self._partial = b""  # a record not ended by a newline yet
         self._parts: dict[str, str] = {}  # stream -> the P parts of a line so far
+        self._open()  # now: where "the end" is, for `from_end`
 
     def pump(self, *, final: bool = False) -> None:
         """Copy the new lines into the log store."""
