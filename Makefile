@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-faults test-fast bench bench-quick lint fmt typecheck check clean
+.PHONY: install run test test-faults test-fast bench bench-quick lint fmt typecheck check clean container-tools
 
 install: $(STAMP)
 
@@ -22,21 +22,36 @@ run: install
 	$(PY) -m controller serve
 
 # Everything, against a throwaway PostgreSQL the test session starts itself.
-test: install
+test: install container-tools
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m "not faults"
 
+# The container tests run podman (with runc, and catatonit as the containers' init) on an
+# image of Debian's static busybox: installed when missing and root, as the bench installs
+# wrk; without them those tests are skipped (unless REQUIRE_PODMAN=1, as in CI).
+CONTAINER_TOOLS := podman runc catatonit busybox-static
+container-tools:
+	@missing=""; for p in $(CONTAINER_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing$$missing (apt-get install)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing >/dev/null; }; \
+	elif [ -n "$$missing" ]; then \
+		echo "the container tests need$$missing (apt-get install as root); they are skipped" >&2; \
+	fi
+
 # The long fault-injection tests (database stopped under load, kill -9 of the service, ...).
-test-faults: install
+test-faults: install container-tools
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m faults
 
 # Only the in-memory tests: a quick loop while editing.
 test-fast: install
 	$(PY) -m pytest -m "not postgres and not faults" -q
 
-bench: install
+bench: install container-tools
 	$(PY) -m bench
 
-bench-quick: install
+bench-quick: install container-tools
 	$(PY) -m bench --quick
 
 lint: install

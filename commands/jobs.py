@@ -40,14 +40,17 @@ class RunJob:
 
     @classmethod
     def from_json(cls, doc: JSON, *, app: str, job_id: str, now: datetime) -> RunJob:
-        """From a schema-checked NewJob; HEAD's `args` stands in for a missing `cmd`."""
+        """From a schema-checked NewJob. HEAD's `args`, when given, is the whole command
+        (Flynn HEAD: job.Config.Args = newJob.Args), whatever `entrypoint` and `cmd` say: its
+        CLI sends all three, `cmd` left out for a command of one word."""
+        args = tuple(doc.get("args") or ())
         return cls(
             app=app,
             release_id=_release_ref(doc["release"]),
             job_id=job_id,
             now=now,
-            cmd=tuple(doc.get("cmd") or doc.get("args") or ()),
-            entrypoint=tuple(doc.get("entrypoint") or ()),
+            cmd=args[1:] if args else tuple(doc.get("cmd") or ()),
+            entrypoint=args[:1] if args else tuple(doc.get("entrypoint") or ()),
             env=doc.get("env") or {},
             meta=doc.get("meta") or {},
             release_env=bool(doc.get("release_env")),

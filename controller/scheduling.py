@@ -8,9 +8,10 @@ takes over. The leader checks its connection every second and stands down when i
 in-memory log there is only this process: it always leads.
 
 A new leader first waits until its read model holds the whole log, then the scheduler
-recovers the local host's jobs (the host keeps its state under the data directory, so that
-controllers on one machine share it) before it changes anything. Standing down, or stopping
-the service, leaves the jobs running for the next leader.
+recovers the host's jobs (processes, and containers with JOB_HOST=podman; the host keeps its
+state under the data directory, so that controllers on one machine share it) before it
+changes anything. The host also serves attached clients (controller/attach.py). Standing
+down, or stopping the service, leaves the jobs running for the next leader.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from controller import keys
 from controller.settings import Settings
 from eventstore.postgres import UNAVAILABLE, PostgresEventStore
 from eventstore.store import StoreUnavailableError
-from host.local import LocalHost
+from host.mixed import open_host
 from scheduler import Backoff, Scheduler
 
 logger = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ async def _lead(
     """Run the scheduler until leadership is lost (or the service stops)."""
     model = app[keys.READ_MODEL]
     await model.reached(await app[keys.STORE].last_id())  # all the last leader reported
-    host = LocalHost(
+    host = open_host(
+        settings.job_host,
         settings.host_id,
         settings.data_dir / "host",
         app[keys.LOG_STORE],
@@ -171,6 +173,8 @@ async def _lead(
         stop_grace=settings.job_stop_grace,
         up_timeout=settings.job_up_timeout,
         poll_interval=settings.host_poll_interval,
+        pull=settings.image_pull,
+        runtime=settings.podman_runtime,
     )
     backoff = Backoff(delays=settings.restart_backoff, reset_after=settings.restart_reset)
     scheduler = state.scheduler = Scheduler(model, app[keys.DISPATCHER], host, backoff=backoff)

@@ -8,6 +8,9 @@ from pathlib import Path
 import attrs
 
 from host.inputs import valid_host_id
+from host.mixed import JOB_HOSTS
+from host.podman import PULL_POLICIES
+from host.podman_cli import available
 from host.uids import DEFAULT_RANGE
 
 #: Reported by /.well-known/status. Flynn's CLI picks formation-based scaling (the API
@@ -97,6 +100,26 @@ def _no_job_user(env: dict[str, str]) -> None:
         )
 
 
+# -- container images: which host runs them, where they come from ----------------------
+
+
+def _job_host(env: dict[str, str]) -> str:
+    # Not HOST: that one is the address the API listens on.
+    value = env.get("JOB_HOST") or "auto"
+    if value not in JOB_HOSTS:
+        raise SystemExit(f"JOB_HOST must be one of {', '.join(JOB_HOSTS)}, got {value!r}")
+    if value == "podman" and not available():
+        raise SystemExit("JOB_HOST=podman, but podman is not installed (apt-get install podman)")
+    return value
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @attrs.frozen
 class Settings:
     database_url: str | None = None  # None: the embedded local PostgreSQL
@@ -123,6 +146,11 @@ class Settings:
     restart_backoff: tuple[float, float, float] = (0.0, 10.0, 30.0)  # below 5, 15, more restarts
     restart_reset: float = 300.0  # seconds up after which a job's restart count starts over
     host_poll_interval: float = 0.1  # how often the local host looks at its jobs
+    # Container images (host/mixed.py): "local" runs processes only, "podman" image jobs in
+    # containers too, "auto" podman where it is installed; "local" unless the env says.
+    job_host: str = "local"
+    image_pull: str = "missing"  # pull policy: missing, always, never
+    podman_runtime: str = "runc"  # the OCI runtime podman runs containers with
     leader_retry: float = 2.0  # how often a standby controller tries to become the scheduler
 
     @classmethod
@@ -149,6 +177,9 @@ class Settings:
             job_stop_grace=_seconds(env, "JOB_STOP_GRACE", 10.0),
             job_up_timeout=_seconds(env, "JOB_UP_TIMEOUT", 30.0),
             restart_backoff=_backoff(env),
+            job_host=_job_host(env),
+            image_pull=_choice(env, "IMAGE_PULL", PULL_POLICIES, "missing"),
+            podman_runtime=_choice(env, "PODMAN_RUNTIME", ("runc", "crun"), "runc"),
         )
 
     @property

@@ -1,5 +1,5 @@
 """Hosts: where jobs run. `interface` is what a scheduler needs of one; `local` runs jobs as
-processes of this machine."""
+processes of this machine, `podman` image jobs as containers, `mixed` both behind one id."""
 
 from host.interface import Host, HostEvent, JobSpec
 

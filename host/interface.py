@@ -29,6 +29,61 @@ class JobSpec:
     artifact: Artifact | None
     ports: int = 0  # how many ports to allocate ($PORT, $PORT_0, $PORT_1, ...)
     limits: dict[str, int] = attrs.field(factory=dict)  # resource name -> limit (max_fd, memory)
+    # For a container image, which keeps its own entrypoint and cmd unless these are given
+    # (a host running processes runs `argv`, which is entrypoint + cmd).
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class AttachRequest:
+    """How a client attaches to a job (Flynn's `flynn run`): its stdin, stdout and stderr
+    through the service, on a terminal of its own when `tty` (with that many lines and
+    columns); with `log`, the output goes to the app log too."""
+
+    tty: bool = False
+    height: int = 0
+    width: int = 0
+    log: bool = False
+
+
+class AttachError(Exception):
+    """The attached job did not run, or its end is unknown; the message says why."""
+
+
+class Attachment(Protocol):
+    """A client's end of an attached job's streams (host/attachment.py makes them)."""
+
+    async def started(self) -> None:
+        """Wait until the job runs with its streams attached; AttachError if it never will."""
+        ...
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1 for stdout, 2 for stderr; data) as the job writes it, until both are closed."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Send to the job's stdin."""
+        ...
+
+    async def close_stdin(self) -> None: ...
+
+    async def signal(self, signum: int) -> None:
+        """Send the job a signal (the host may refuse some: see its module)."""
+        ...
+
+    async def resize(self, height: int, width: int) -> None:
+        """Resize the job's terminal (nothing without one)."""
+        ...
+
+    async def exit_status(self) -> int:
+        """Wait for the job's end: its exit status, or AttachError."""
+        ...
+
+    async def detach(self, *, stop: bool = True) -> None:
+        """The client is done with the streams; with `stop`, a job still running is stopped
+        (nobody can talk to it any more)."""
+        ...
 
 
 @attrs.frozen
@@ -64,6 +119,11 @@ class Host(Protocol):
 
     async def stop(self, job_id: str) -> None:
         """Stop a job (gracefully, then forcibly); its `exited` event follows. Idempotent."""
+        ...
+
+    async def attach(self, job_id: str, request: AttachRequest) -> Attachment:
+        """Ask for the streams of a job that is not started yet: when `start` comes for it,
+        it runs with them attached. Flynn's attach before AddJob (controller/jobs.go)."""
         ...
 
     async def forget(self, job_id: str) -> None:

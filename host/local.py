@@ -14,6 +14,12 @@ exits with a host error.
 Run as root, the host runs each app's jobs as a uid of the app's own (host/uids.py), and
 reads their artifacts with that uid's rights (host/artifacts.py). A job id reaches the disk
 only as the uuid of a well-formed id (host/jobdir.py).
+
+An attached job (`flynn run`) runs on pipes, or on a pseudo-terminal it gets as its
+controlling terminal, whose other ends the service holds (host/attachment.py): its output
+goes to the client, not to the log files, and it does not outlive the service's end of them.
+A client's signal goes to the job's process group, in which the shim ignores the ones it
+stays alive through (host/shim.py); SIGKILL kills the shim too, and the exit status with it.
 """
 
 from __future__ import annotations
@@ -33,8 +39,15 @@ import attrs
 
 from applog.store import LogLine, LogStore
 from host.artifacts import unpack
-from host.inputs import command_error
-from host.interface import HostEvent, JobSpec
+from host.attachment import (
+    PASSED_SIGNALS,
+    AttachRegistry,
+    StdioAttachment,
+    log_writer,
+    stdio_fds,
+)
+from host.inputs import command_error, parse_job_id
+from host.interface import Attachment, AttachRequest, HostEvent, JobSpec
 from host.jobdir import (
     JOB_DIR_MODE,
     Exit,
@@ -76,6 +89,7 @@ class _Job:
     ended: bool = False
     preparing: asyncio.Task[None] | None = None
     has_dir: bool = False  # its directory is its own (made or adopted): forget removes it
+    attachment: StdioAttachment | None = None
 
 
 class LocalHost:
@@ -91,6 +105,8 @@ class LocalHost:
         up_timeout: float = 30.0,
         poll_interval: float = 0.1,
         max_log_bytes: int = 8 * 1024 * 1024,
+        attachments: AttachRegistry | None = None,
+        uids: AppUids | None = None,  # shared with another host of the machine
     ) -> None:
         self._id = host_id
         self._state_dir = state_dir.resolve()
@@ -98,8 +114,8 @@ class LocalHost:
         self._logs = logs
         self._artifact_root = Path(os.path.abspath(artifact_root))
         # Not root: every job runs as the service's own user, which cannot switch to another.
-        self._uids: AppUids | None = None
-        if os.geteuid() == 0:
+        self._uids: AppUids | None = uids
+        if os.geteuid() == 0 and uids is None:
             check_mapped(*uid_range)
             self._uids = AppUids(self._state_dir / "uids.json", *uid_range)
         self._stop_grace = stop_grace
@@ -109,6 +125,7 @@ class LocalHost:
         self._jobs: dict[str, _Job] = {}
         self._events: asyncio.Queue[HostEvent] = asyncio.Queue()
         self._monitor: asyncio.Task[None] | None = None
+        self._attachments = attachments or AttachRegistry()
 
     @property
     def id(self) -> str:
@@ -150,6 +167,11 @@ class LocalHost:
         job.stop_requested = True
         if job.pid is not None:  # else it is still being prepared, and will not be spawned
             self._terminate(job)
+
+    async def attach(self, job_id: str, request: AttachRequest) -> Attachment:
+        if parse_job_id(job_id) is None:
+            raise ValueError(f"not a job id: {job_id[:100]!r}")
+        return self._attachments.expect(job_id, request)
 
     async def forget(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
@@ -194,6 +216,7 @@ class LocalHost:
             warn_if_unreachable(self._artifact_root)
 
     async def _prepare(self, job: _Job, spec: JobSpec) -> None:
+        job.attachment = self._attachments.claim(spec.job_id)
         try:
             if problem := command_error(spec.argv, spec.env):
                 raise ValueError(problem)
@@ -229,36 +252,65 @@ class LocalHost:
             env["PORT"] = str(job.record.ports[0])
         limits = {LIMITS[k]: v for k, v in spec.limits.items() if k in LIMITS and v > 0}
         uid, gid = owner or (None, None)
+        tty = job.attachment is not None and job.attachment.request.tty
         return {
             "argv": list(spec.argv), "env": env, "cwd": str(job.dir.work),
-            "uid": uid, "gid": gid, "limits": limits,
+            "uid": uid, "gid": gid, "limits": limits, "tty": tty,
         }  # fmt: skip
 
     def _spawn(self, job: _Job) -> None:
-        fds = [
-            os.open(os.devnull, os.O_RDONLY),
-            os.open(job.dir.stdout, _LOG_FLAGS, 0o600),
-            os.open(job.dir.stderr, _LOG_FLAGS, 0o600),
-        ]
+        if job.attachment is not None:
+            fds, kept = stdio_fds(job.attachment.request)
+        else:
+            kept = []
+            fds = [
+                os.open(os.devnull, os.O_RDONLY),
+                os.open(job.dir.stdout, _LOG_FLAGS, 0o600),
+                os.open(job.dir.stderr, _LOG_FLAGS, 0o600),
+            ]
         try:
             argv = [sys.executable, "-I", "-S", str(SHIM), str(job.dir.path)]
             actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
             pid = os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
+        except BaseException:
+            for fd in kept:
+                os.close(fd)
+            raise
         finally:
-            for fd in fds:
+            for fd in set(fds):
                 os.close(fd)
         job.dir.write_pid(pid)  # at once: a host restarted later must find it
         job.pid, job.pid_started = job.dir.pid() or (pid, "")
         job.child = True
         job.spawned_at = time.monotonic()
-        job.log = self._job_log(job, from_end=False)
+        if job.attachment is None:
+            job.log = self._job_log(job, from_end=False)
+        else:
+            self._bind(job, job.attachment, kept)
+
+    def _bind(self, job: _Job, attachment: StdioAttachment, kept: list[int]) -> None:
+        """Hand the job's streams to its client."""
+
+        async def signal_job(signum: int) -> None:
+            if signum in PASSED_SIGNALS and job.pid is not None and not job.ended:
+                kill_group(job.pid, signal.Signals(signum))
+
+        async def stop() -> None:
+            await self.stop(job.record.job_id)
+
+        log = log_writer(self._logs, self._template(job))
+        attachment.bind(kept, signal=signal_job, stop=stop, log=log)
 
     def _job_log(self, job: _Job, *, from_end: bool) -> JobLog:
-        r = job.record
-        template = LogLine(r.app_id, "", _epoch(), job_id=r.job_id, process_type=r.process_type,
-                           host_id=self._id)  # fmt: skip
         files = {"stdout": job.dir.stdout, "stderr": job.dir.stderr}
-        return JobLog(self._logs, template, files, from_end=from_end, max_bytes=self._max_log_bytes)
+        return JobLog(self._logs, self._template(job), files, from_end=from_end,
+                      max_bytes=self._max_log_bytes)  # fmt: skip
+
+    def _template(self, job: _Job) -> LogLine:
+        """App, job, process type and host of each of the job's log lines."""
+        r = job.record
+        return LogLine(r.app_id, "", _epoch(), job_id=r.job_id, process_type=r.process_type,
+                       host_id=self._id)  # fmt: skip
 
     # -- watching ----------------------------------------------------------------------
 
@@ -342,6 +394,8 @@ class LocalHost:
 
     def _end(self, job: _Job, outcome: Exit) -> None:
         job.ended = True
+        if job.attachment is not None:
+            job.attachment.ended(outcome.exit_status, outcome.error, outcome.started)
         event = HostEvent(
             job.record.job_id, "exited", outcome.exit_status, outcome.error, outcome.started
         )

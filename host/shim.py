@@ -11,16 +11,21 @@ Standard library only, and run by path: it must not depend on the service's pack
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
 import shutil
 import signal
 import sys
+import termios
 from pathlib import Path
 from typing import Any
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: What the shim stays alive through: stop signals sent to the job's group, and those a client
+#: attached to the job may send it (host/attachment.py PASSED_SIGNALS).
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+            signal.SIGUSR2, signal.SIGALRM)  # fmt: skip
 _LIMITS = {"nofile": resource.RLIMIT_NOFILE, "as": resource.RLIMIT_AS}
 
 
@@ -93,6 +98,10 @@ def main(job_dir: Path) -> int:
     # The host writes it too, right after spawning; this covers a host that died in between.
     _write(job_dir / "pid", _own_pid())
     run = json.loads((job_dir / "run.json").read_bytes())
+    if run.get("tty"):
+        # stdin is the job's pseudo-terminal: it becomes the session's controlling terminal,
+        # so that ^C and a hang-up reach the job's process group.
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     # Stay alive through the stop signals sent to the group, to record how the job ended.
     for sig in _SIGNALS:
         signal.signal(sig, lambda *_: None)

@@ -4,7 +4,8 @@ A formation job runs its process type's `entrypoint` + `cmd` (HEAD's `args` when
 empty) with env = release env + process env + Flynn's FLYNN_* variables. A one-off job runs
 its own `entrypoint` + `cmd` with the env RunJob recorded (FLYNN_*, the release env when asked
 for, the request's env). Limits are the process type's resource limits (Flynn's defaults for
-one-off jobs).
+one-off jobs). A container image keeps its own entrypoint or cmd where the job gives none;
+HEAD's `args` replaces both (Flynn HEAD: job.Config.Args).
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
     if release is None:
         raise SpecError(f"release {release_id} not found")
     process: dict[str, Any] = release.processes.get(process_type) or {}
-    argv = [*(process.get("entrypoint") or ()), *(process.get("cmd") or ())]
+    entrypoint = tuple(process.get("entrypoint") or ())
+    cmd = tuple(process.get("cmd") or ())
+    if not entrypoint and not cmd:
+        args = tuple(process.get("args") or ())
+        entrypoint, cmd = args[:1], args[1:]
     env = dict(release.env) | dict(process.get("env") or {})
     env |= {
         "FLYNN_APP_ID": app_id,
@@ -53,11 +58,13 @@ def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
         app_id=app_id,
         release_id=release_id,
         process_type=process_type,
-        argv=tuple(argv or process.get("args") or ()),
+        argv=(*entrypoint, *cmd),
         env=env,
         artifact=_artifact(state, release.artifact_id),
         ports=len(process.get("ports") or ()),
         limits=_limits(process.get("resources") or DEFAULT_RESOURCES),
+        entrypoint=entrypoint,
+        cmd=cmd,
     )
 
 
@@ -74,6 +81,8 @@ def one_off_spec(state: State, job: Job) -> JobSpec:
         env=dict(job.env),
         artifact=_artifact(state, release.artifact_id),
         limits=_limits(DEFAULT_RESOURCES),
+        entrypoint=job.entrypoint,
+        cmd=job.cmd,
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commands.errors import ValidationError
 from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
 from controller import keys
+from controller.attach import run_attached, wants_attach
 from controller.handlers.common import (
     dispatch,
     event_from,
@@ -21,7 +21,6 @@ from controller.handlers.common import (
 from controller.http import empty_response, encode_json, json_response, read_json
 from eventstore.events import JobStateChanged
 from eventstore.objects import JSON, Job
-from host.artifacts import ArtifactError, local_path
 from projections.jobs import active_jobs, app_jobs, find_job
 
 
@@ -33,30 +32,14 @@ def _run_answer(job: Job) -> JSON:
     return doc
 
 
-async def run_job(request: web.Request) -> web.Response:
+async def run_job(request: web.Request) -> web.StreamResponse:
     doc = await read_json(request, "new_job")
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
     command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
-    if request.headers.get("Upgrade", "").lower().startswith("flynn-attach"):
-        raise _attach_refused(request, command.release_id)  # before anything is recorded
+    if wants_attach(request):  # Flynn's `flynn run`: 101, then the job's streams
+        return await run_attached(request, command, doc)
     job = event_from(await dispatch(request, command), JobStateChanged).job
     return json_response(encode_json(_run_answer(job)))
-
-
-def _attach_refused(request: web.Request, release_id: str) -> ValidationError:
-    """Flynn's CLI runs a job attached (Upgrade: flynn-attach/0, then a raw stream) unless
-    told -d, and prints the error document of any answer but a 101: say why, and what
-    would work. The local host's limits are known here; another scheduler's are not."""
-    message = "attached jobs are not supported yet: run it detached (flynn run -d)"
-    state = model(request).state
-    release = state.releases.get(release_id)
-    artifact = state.artifacts.get(release.artifact_id or "") if release is not None else None
-    if artifact is not None and request.app[keys.SETTINGS].scheduler == "local":
-        try:
-            local_path(artifact)
-        except ArtifactError as exc:
-            message += f"; but release {release_id} cannot run on this host either: {exc}"
-    return ValidationError("", message)
 
 
 async def list_jobs(request: web.Request) -> web.Response:

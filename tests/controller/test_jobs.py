@@ -3,15 +3,9 @@ active jobs, with Flynn's shapes, errors and `job` events."""
 
 import json
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-
-from controller.app import create_app
-from controller.settings import Settings
-from eventstore.memory import InMemoryEventStore
 
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
@@ -235,47 +229,19 @@ async def test_jobs_of_a_deleted_app_can_still_be_reported_down(client: TestClie
 
 
 ATTACH = {"Upgrade": "flynn-attach/0", "Connection": "upgrade"}
-NOT_ATTACHED = "attached jobs are not supported yet: run it detached (flynn run -d)"
 
 
-async def test_an_attached_run_is_refused_in_flynns_error_shape_and_records_nothing(
+async def test_an_attached_run_without_a_scheduler_here_is_a_503_and_records_nothing(
     client: TestClient,
 ):
-    """`flynn run` attaches by default and prints the error document it gets back: it says
-    what to do instead, and no job is recorded."""
+    """`flynn run` attaches by default; a controller that does not schedule cannot attach
+    (the job's streams live on the scheduler's host): it says so in Flynn's error shape,
+    which the CLI prints, and records no job."""
     _, rel = await setup(client)
     response = await client.post(
         "/apps/app/jobs", json={"release": rel["id"], "args": ["echo", "hi"]}, headers=ATTACH
     )
-    assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": NOT_ATTACHED,
-        "retry": False,
-    }
+    assert response.status == 503
+    body = await response.json()
+    assert body["code"] == "service_unavailable" and "does not schedule" in body["message"]
     assert await job_events(client) == []
-
-
-async def test_an_attached_run_says_when_the_local_host_cannot_run_the_release(
-    aiohttp_client: Any, tmp_path: Path
-):
-    """With the local scheduler, a release whose artifact is not a `file` one cannot run
-    here at all, and the refusal says so; a `file` one only needs -d."""
-    settings = Settings(auth_keys=("k",), scheduler="local", data_dir=tmp_path)
-    headers = {"Authorization": aiohttp.encode_basic_auth("", "k")}
-    client = await aiohttp_client(create_app(settings, store=InMemoryEventStore()), headers=headers)
-    _, docker = await setup(client)
-    artifact = await post(client, "/artifacts", {"type": "file", "uri": tmp_path.as_uri()})
-    runnable = await post(client, "/releases", {"artifact": artifact["id"]})
-    messages = []
-    for rel in (docker, runnable):
-        response = await client.post(
-            "/apps/app/jobs", json={"release": rel["id"], "args": ["true"]}, headers=ATTACH
-        )
-        assert response.status == 400
-        messages.append((await response.json())["message"])
-    assert messages == [
-        f"{NOT_ATTACHED}; but release {docker['id']} cannot run on this host either: "
-        "the local host runs only artifacts of type file, not 'docker' (https://e/s)",
-        NOT_ATTACHED,
-    ]

@@ -15,18 +15,24 @@ KEY = "served-key"
 class Served:
     """The service on `database`, keeping its data (and the local host's state) in `data_dir`."""
 
-    def __init__(self, database: str, data_dir: Path, output: Path) -> None:
+    def __init__(
+        self, database: str, data_dir: Path, output: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = output
         unset = ("SCHEDULER", "PORT", "HOST", "AUTH_KEY", "DATABASE_URL")
-        env = {k: v for k, v in os.environ.items() if k not in unset} | {
-            "DATABASE_URL": database,
-            "AUTH_KEY": KEY,
-            "EVENFLOW_DATA_DIR": str(data_dir),
-            "JOB_STOP_GRACE": "2",
-            "LOG_LEVEL": "INFO",
-        }
+        env = (
+            {k: v for k, v in os.environ.items() if k not in unset}
+            | {
+                "DATABASE_URL": database,
+                "AUTH_KEY": KEY,
+                "EVENFLOW_DATA_DIR": str(data_dir),
+                "JOB_STOP_GRACE": "2",
+                "LOG_LEVEL": "INFO",
+            }
+            | (env or {})
+        )
         args = serve_command(self.port)
         with output.open("ab") as out:
             self.proc = subprocess.Popen(

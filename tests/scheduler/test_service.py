@@ -3,7 +3,7 @@
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,81 +12,23 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller import keys
-from controller.app import create_app
 from controller.scheduling import SCHEDULING
 from controller.settings import Settings
 from eventstore.codec import encode
 from eventstore.events import FormationScaled
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
-from eventstore.store import EventStore
 from eventstore.timefmt import parse_time
-from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
-from tests.host.machine import WEB_PY, make_artifact, reachable_dir, running
-
-WORKER = "while true; do echo working; sleep 0.2; done"
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    """Requested before `aiohttp_client`: the services stop before their jobs are killed."""
-    with reachable_dir() as path:
-        yield path
-
-
-@pytest.fixture
-def settings(root: Path) -> Settings:
-    return Settings(
-        auth_keys=(AUTH_KEY,), scheduler="local", data_dir=root, artifact_root=root,
-        job_stop_grace=1.0,
-        job_up_timeout=10.0, restart_backoff=(0.0, 0.3, 0.3), host_poll_interval=0.02,
-        leader_retry=0.1,
-    )  # fmt: skip
-
-
-async def start(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:
-    return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
-
-
-async def post(client: TestClient, path: str, body: object) -> Any:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    return await response.json()
-
-
-async def released_app(client: TestClient, root: Path, **processes: dict[str, Any]) -> dict:
-    """An app whose release runs `processes` from an artifact holding web.py."""
-    artifact_dir = make_artifact(root, **{"web.py": WEB_PY})
-    app = await post(client, "/apps", {"name": "shop"})
-    artifact = await post(client, "/artifacts", {"type": "file", "uri": artifact_dir.as_uri()})
-    release = await post(client, "/releases", {"artifact": artifact["id"], "processes": processes})
-    response = await client.put(f"/apps/{app['id']}/release", json={"id": release["id"]})
-    assert response.status == 200
-    return {**app, "release": release["id"]}
-
-
-async def scale(client: TestClient, app: dict, **counts: int) -> None:
-    path = f"/apps/{app['id']}/formations/{app['release']}"
-    response = await client.put(path, json={"processes": counts})
-    assert response.status == 200, await response.text()
-
-
-async def jobs(client: TestClient, app: dict, state: str | None = None) -> list[dict]:
-    listed = await (await client.get(f"/apps/{app['id']}/jobs")).json()
-    return [j for j in listed if state is None or j["state"] == state]
-
-
-async def until(condition: Any, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.05)
-
-
-async def up_counts(client: TestClient, app: dict) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for job in await jobs(client, app, "up"):
-        counts[job["type"]] = counts.get(job["type"], 0) + 1
-    return counts
+from tests.host.machine import running
+from tests.scheduler.service import (
+    WORKER,
+    jobs,
+    released_app,
+    scale,
+    start,
+    until,
+    up_counts,
+)
 
 
 async def test_a_crashing_process_is_reported_crashed_and_restarted_with_backoff(
