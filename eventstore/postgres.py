@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,18 +13,25 @@ import asyncpg
 import attrs
 
 from eventstore.migrate import migrate
+from eventstore.outcome import (
+    UNAVAILABLE as UNAVAILABLE,  # where the other users of asyncpg find it
+)
+from eventstore.outcome import (
+    committed_at,
+    in_doubt,
+    json_as_bytes,
+    refusal,
+)
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
 from eventstore.store import (
     _CANONICAL_UUID,
     PAGE_SIZE,
     ConcurrencyError,
-    EventRefusedError,
-    IdempotencyKeyTakenError,
     OutcomeUnknownError,
-    StoreError,
     StoreUnavailableError,
     check_events,
 )
+from eventstore.written import Written
 
 logger = logging.getLogger(__name__)
 
@@ -47,27 +53,8 @@ POLL_INTERVAL_UNLISTENED = 0.5
 CONNECT_TIMEOUT = 5.0
 #: Seconds an append transaction may take before it fails as unavailable.
 APPEND_TIMEOUT = 15.0
-#: Seconds to find out whether an append left unanswered committed (connect, end its
-#: session, read its rows back); past them, its outcome is reported as unknown.
-RESOLVE_TIMEOUT = 5.0
 #: Seconds a subscriber waits for this store's commit in flight before reading the log.
 COMMIT_WAIT = 0.05
-#: Events this store keeps of what it wrote lately, so its own subscribers need not read
-#: them back from the database (see _Written) ...
-WRITTEN_EVENTS = 10_000
-#: ... and bytes of their payloads: large events are read back instead of held.
-WRITTEN_BYTES = 16 * 1024 * 1024
-
-#: Errors that mean "the database is unreachable or cannot write now": retryable.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, starting up, canceled
-    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failed-over primary, now a replica
-    asyncpg.InterfaceError,  # the connection was closed under us
-    asyncpg.InternalClientError,  # a protocol state broken by a dropped connection
-)
 
 _COLUMNS = (
     "event_id, type, object_type, object_id, app_id::text, op, unique_id, data, created_at, meta"
@@ -83,30 +70,7 @@ SELECT head, written_at, taken, written FROM evenflow_append(
 _LAST_ID = "SELECT coalesce(max(event_id), 0) FROM events"
 _GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
 _BETWEEN = f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
-
-# Finding out whether an unanswered append committed (see _committed_at).
 _BACKEND_START = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-_END_SESSION = """
-SELECT pg_terminate_backend(pid, $3) FROM pg_stat_activity WHERE pid = $1 AND backend_start <= $2
-"""
-_SESSION_LEFT = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND backend_start <= $2"
-_ROWS_AT = """
-SELECT event_id, type, object_id, unique_id, data, meta, created_at FROM events
- WHERE event_id = ANY($1::bigint[])
-"""
-#: SQLSTATE classes of errors that refuse what an append holds (data exceptions, integrity
-#: violations, program limits): the client's data, not the database, is at fault.
-_REFUSED_CLASSES = frozenset({"22", "23", "54"})
-#: The index that makes an Idempotency-Key usable once (sql/0002_event_meta.sql).
-_IDEMPOTENCY_INDEX = "events_idempotency_key"
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # Payloads stay bytes both ways: json's binary wire format is its text, so nothing is
-    # parsed or re-encoded on the way in or out.
-    await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary"
-    )
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -115,51 +79,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     RESET ALL, ...: a third of a page read's cost when the page is small) is skipped."""
     if conn.is_in_transaction():  # defensive: nothing here opens one
         await conn.execute("ROLLBACK")
-
-
-class _Written:
-    """The batches this store wrote lately: (the head each was planned against, its events).
-
-    A subscriber of this store that is woken by its own append finds those events here
-    instead of reading them back from the database. Only a chain of batches, each planned
-    against the last one's end, proves that nobody else wrote in between. Bounded by events
-    and by bytes; a batch beyond the bounds is not kept at all.
-    """
-
-    def __init__(self, limit: int = WRITTEN_EVENTS, limit_bytes: int = WRITTEN_BYTES) -> None:
-        self.limit = limit
-        self.limit_bytes = limit_bytes
-        self._by_base: dict[int, list[RecordedEvent]] = {}
-        self._order: deque[tuple[int, int]] = deque()  # (base, bytes)
-        self._events = 0
-        self.bytes = 0
-
-    def add(self, base: int, records: list[RecordedEvent]) -> None:
-        size = sum(len(record.data) for record in records)
-        self._by_base[base] = records
-        self._order.append((base, size))
-        self._events += len(records)
-        self.bytes += size
-        while self._order and (
-            (self._events > self.limit and len(self._order) > 1) or self.bytes > self.limit_bytes
-        ):
-            oldest, oldest_size = self._order.popleft()
-            self._events -= len(self._by_base.pop(oldest))
-            self.bytes -= oldest_size
-
-    def between(self, after: int, until: int) -> list[RecordedEvent] | None:
-        """Every event with after < id <= until if this store wrote all of them, else None."""
-        found: list[RecordedEvent] = []
-        cursor = after
-        while cursor < until:
-            batch = self._by_base.get(cursor)
-            if batch is None:
-                return None
-            found += batch
-            cursor = batch[-1].id
-        if cursor > until:  # cannot happen while the head is read after _seen_head; be exact
-            found = [record for record in found if record.id <= until]
-        return found
 
 
 @attrs.define
@@ -237,32 +156,9 @@ def _append_args(head: int, planned: list[Planned]) -> list[Any]:
     ]
 
 
-def _planned_rows(planned: list[Planned]) -> list[tuple[int, NewEvent]]:
-    return [row for plan in planned if not isinstance(plan, ConcurrencyError) for row in plan]
-
-
-def _in_doubt(exc: BaseException) -> bool:
-    """Whether a failure that came while an append's commit was under way leaves its outcome
-    open: no answer came (timeout, lost connection), or the server ended the session
-    (administrator shutdown, which may come after a commit reached the disk). asyncpg's
-    interface errors are raised before anything is sent (a connection found closed or in
-    the wrong state)."""
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
-        return False
-    if isinstance(exc, asyncpg.PostgresError):
-        return isinstance(
-            exc, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError)
-        )
-    return True
-
-
-def _refusal(exc: asyncpg.PostgresError) -> StoreError:
-    """The store's error for a server error that refused one member's append."""
-    if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == _IDEMPOTENCY_INDEX:
-        return IdempotencyKeyTakenError(f"the Idempotency-Key is taken: {exc}")
-    if str(exc.sqlstate or "")[:2] in _REFUSED_CLASSES:
-        return EventRefusedError(f"the event log refused the events: {exc}")
-    return StoreError(f"the event log failed to append: {exc}")
+def _planned_rows(sent: _Sent) -> list[tuple[int, NewEvent]]:
+    """The (id, event) rows an append planned to write."""
+    return [row for plan in sent.planned if not isinstance(plan, ConcurrencyError) for row in plan]
 
 
 def _where(filter: EventFilter, args: list[Any]) -> str:
@@ -375,7 +271,7 @@ class PostgresEventStore:
         # round trip; `pool` (with asyncpg's reset) is for others' sessions (see `pool`).
         self._read_pool = read_pool or pool
         self._dsn = dsn
-        self._written = _Written()
+        self._written = Written()
         # Set while a batch is being committed: its notification may be handled before the
         # commit's own answer, and a subscriber woken by it waits for the batch (see subscribe).
         self._committed: asyncio.Event | None = None
@@ -398,7 +294,7 @@ class PostgresEventStore:
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
+            init=json_as_bytes,
             timeout=CONNECT_TIMEOUT,
             server_settings={"application_name": "evenflow"},
         )
@@ -411,7 +307,7 @@ class PostgresEventStore:
                 dsn,
                 min_size=0,
                 max_size=max_size,
-                init=_init_connection,
+                init=json_as_bytes,
                 reset=_keep_session,
                 timeout=CONNECT_TIMEOUT,
                 server_settings={"application_name": "evenflow"},
@@ -489,12 +385,12 @@ class PostgresEventStore:
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             if isinstance(exc, UNAVAILABLE):
                 await self._drop_writer_connection()  # whatever its state, start afresh
-            if attempt.sent is not None and _in_doubt(exc):
+            if attempt.sent is not None and in_doubt(exc):
                 await self._settle_in_doubt(batch, attempt.sent, exc)
             elif isinstance(exc, UNAVAILABLE):
                 _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
             elif len(batch) == 1:
-                _fail(batch, _refusal(exc))
+                _fail(batch, refusal(exc))
             else:
                 # One member's bad data must not fail the others: write them one by one.
                 for member in batch:
@@ -523,56 +419,16 @@ class PostgresEventStore:
         """Answer a batch whose commit went unanswered: as written if it committed, as
         unavailable if it provably did not, else with OutcomeUnknownError."""
         try:
-            committed_at = await self._committed_at(sent)
+            when = await committed_at(self._dsn, sent.pid, sent.started_before, _planned_rows(sent))
         except OutcomeUnknownError as unknown:
             logger.warning("an append's outcome is unknown: %s (after %r)", unknown, exc)
             _fail(batch, unknown)
             return
-        if committed_at is None:
+        if when is None:
             _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
         else:
             logger.warning("an append committed although its answer was lost (%r)", exc)
-            self._deliver(batch, sent.planned, committed_at, sent.base)
-
-    async def _committed_at(self, sent: _Sent) -> datetime | None:
-        """When the append `sent` committed, or None if it did not; OutcomeUnknownError if
-        that cannot be found out within RESOLVE_TIMEOUT.
-
-        Its rows could still be committing while we look (a session stuck in the server, or
-        in the middle of its commit), so its session is ended first, and waited for: once
-        the backend is gone, its transaction has committed or never will, and its planned
-        ids hold its events exactly when it did.
-        """
-        rows = _planned_rows(sent.planned)
-        if not rows:
-            return None  # it had nothing to write
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT):
-                conn = await asyncpg.connect(self._dsn, timeout=RESOLVE_TIMEOUT)
-                try:
-                    await _init_connection(conn)
-                    wait_ms = int(RESOLVE_TIMEOUT * 1000)
-                    await conn.fetchval(_END_SESSION, sent.pid, sent.started_before, wait_ms)
-                    if await conn.fetchval(_SESSION_LEFT, sent.pid, sent.started_before):
-                        raise OutcomeUnknownError("its session could not be ended")
-                    found = await conn.fetch(_ROWS_AT, [event_id for event_id, _ in rows])
-                finally:
-                    conn.terminate()
-        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise OutcomeUnknownError(f"the database cannot tell: {exc!r}") from exc
-        by_id = {row[0]: row for row in found}
-        for event_id, event in rows:
-            row = by_id.get(event_id)
-            if row is None or tuple(row[1:6]) != (
-                event.type,
-                event.object_id,
-                event.unique_id,
-                event.data,
-                event.meta,
-            ):
-                return None  # not ours: that append's transaction did not commit
-        created_at: datetime = by_id[rows[0][0]][6]
-        return created_at
+            self._deliver(batch, sent.planned, when, sent.base)
 
     async def _commit(
         self, batch: list[_Append], attempt: _Attempt
@@ -617,19 +473,21 @@ class PostgresEventStore:
                 self._append_after(after, decide, attempt), APPEND_TIMEOUT
             )
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
-            if attempt.sent is not None and _in_doubt(exc):
+            if attempt.sent is not None and in_doubt(exc):
                 seen, sent = attempt.seen, attempt.sent
-                committed_at = await self._committed_at(sent)  # or OutcomeUnknownError
-                if committed_at is None:
+                when = await committed_at(
+                    self._dsn, sent.pid, sent.started_before, _planned_rows(sent)
+                )
+                if when is None:
                     raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
                 (plan,) = sent.planned
                 assert not isinstance(plan, ConcurrencyError)
-                written = [RecordedEvent.of(e, i, committed_at) for i, e in plan]
+                written = [RecordedEvent.of(e, i, when) for i, e in plan]
                 base = sent.base
             elif isinstance(exc, UNAVAILABLE):
                 raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
             else:
-                raise _refusal(exc) from exc
+                raise refusal(exc) from exc
         if written:
             self._seen_head(written[-1].id)
             self._written.add(base, written)
@@ -668,7 +526,7 @@ class PostgresEventStore:
         if self._writer_conn is None or self._writer_conn.is_closed():
             conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
             try:
-                await _init_connection(conn)
+                await json_as_bytes(conn)
                 self._writer_started = await conn.fetchval(_BACKEND_START)
             except BaseException:
                 conn.terminate()

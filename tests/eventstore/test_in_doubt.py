@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from eventstore import postgres
+from eventstore import outcome, postgres
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import OutcomeUnknownError, StoreUnavailableError
@@ -35,7 +35,7 @@ async def pg() -> AsyncIterator[LocalPG]:
 @pytest.fixture(autouse=True)
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "APPEND_TIMEOUT", 1.0)
-    monkeypatch.setattr(postgres, "RESOLVE_TIMEOUT", 2.0)
+    monkeypatch.setattr(outcome, "RESOLVE_TIMEOUT", 2.0)
 
 
 async def object_ids(store: PostgresEventStore) -> list[str]:

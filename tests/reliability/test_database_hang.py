@@ -11,7 +11,8 @@ import attrs
 import orjson
 import pytest
 
-from eventstore.postgres import APPEND_TIMEOUT, CONNECT_TIMEOUT, RESOLVE_TIMEOUT, PostgresEventStore
+from eventstore.outcome import RESOLVE_TIMEOUT
+from eventstore.postgres import APPEND_TIMEOUT, CONNECT_TIMEOUT, PostgresEventStore
 from localpg import LocalPG
 from projections.idempotency import key_of
 from tests.reliability.conftest import report
