@@ -23,10 +23,21 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
-from commands.errors import ConflictError, DomainError, UnavailableError, ValidationError
+from commands.batch import (
+    Batch,
+    Decided,
+    Outcome,
+    Pending,
+    Replay,
+    answer,
+    key_conflict,
+    recorded_events,
+    refused,
+    split,
+    write_failed,
+)
+from commands.errors import DomainError, UnavailableError, ValidationError
 from eventstore.codec import encode
 from eventstore.events import Event
 from eventstore.record import NewEvent, RecordedEvent
@@ -34,13 +45,12 @@ from eventstore.store import (
     ConcurrencyError,
     EventRefusedError,
     EventStore,
-    IdempotencyKeyTakenError,
     OutcomeUnknownError,
     StoreError,
     StoreUnavailableError,
     check_event,
 )
-from projections.idempotency import RETENTION, Idempotency, KeyedWrite, key_of
+from projections.idempotency import Idempotency, key_of
 from projections.memory import MemoryReadModel
 from projections.state import State, apply
 
@@ -66,46 +76,6 @@ MAX_BATCH = 256
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
-@attrs.define
-class _Pending:
-    command: Any
-    future: asyncio.Future[list[RecordedEvent]]
-    idempotency: Idempotency | None = None
-
-
-@attrs.frozen
-class _Decided:
-    """A command's events, and their encoded form for the log."""
-
-    events: list[Event]
-    encoded: list[NewEvent]
-
-
-@attrs.frozen
-class _Replay:
-    """A command whose Idempotency-Key the log holds: answered with that write's events."""
-
-    key: str
-    write: KeyedWrite
-
-
-_Outcome = _Decided | _Replay | BaseException
-
-
-@attrs.define
-class _Batch:
-    """The commands of one append and what was decided for each (index by index)."""
-
-    pending: list[_Pending]
-    outcomes: list[_Outcome] = attrs.field(factory=list)
-
-    def new_events(self) -> list[NewEvent]:
-        return [e for o in self.outcomes if isinstance(o, _Decided) for e in o.encoded]
-
-    def decided_events(self) -> list[Event]:
-        return [e for o in self.outcomes if isinstance(o, _Decided) for e in o.events]
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -116,7 +86,7 @@ class Dispatcher:
         self.store = store
         self.model = model
         self.handlers = HANDLERS if handlers is None else handlers
-        self._queue: list[_Pending] = []
+        self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._replays: set[asyncio.Task[None]] = set()
@@ -146,7 +116,7 @@ class Dispatcher:
         if type(command) not in self.handlers:
             raise TypeError(f"no decider for {type(command).__name__}")
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(command, future, idempotency))
+        self._queue.append(Pending(command, future, idempotency))
         self._wake.set()
         return await future
 
@@ -162,16 +132,16 @@ class Dispatcher:
                 except Exception as exc:  # a bug must not leave callers waiting forever
                     logger.exception("dispatcher failed on a batch")
                     for p in pending:
-                        _answer(p, exc)
+                        answer(p, exc)
 
     # -- deciding --------------------------------------------------------------------------
 
-    def _decide(self, batch: _Batch) -> None:
+    def _decide(self, batch: Batch) -> None:
         """Decide the batch's commands in order, within MAX_BATCH_BYTES; the commands left
         over go back to the front of the queue."""
         state = self.model.state
         state.record()
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         size = 0
         in_batch: set[str] = set()
         try:
@@ -179,7 +149,7 @@ class Dispatcher:
                 if size >= MAX_BATCH_BYTES:
                     break
                 outcome = self._decide_one(state, pending, in_batch)
-                if isinstance(outcome, _Decided):
+                if isinstance(outcome, Decided):
                     size += sum(len(e.data) for e in outcome.encoded)
                 outcomes.append(outcome)
         finally:
@@ -191,16 +161,16 @@ class Dispatcher:
             self._wake.set()
         batch.pending, batch.outcomes = batch.pending[: len(outcomes)], outcomes
 
-    def _decide_one(self, state: State, pending: _Pending, in_batch: set[str]) -> _Outcome:
+    def _decide_one(self, state: State, pending: Pending, in_batch: set[str]) -> Outcome:
         key = pending.idempotency
         if key is not None:
             known = state.idempotency.get(key.key)
             if known is not None:
                 if known.request is not None and known.request != key.request:
-                    return _key_conflict("was used for a different request", retry=False)
-                return _Replay(key.key, known)
+                    return key_conflict("was used for a different request", retry=False)
+                return Replay(key.key, known)
             if key.key in in_batch:
-                return _key_conflict("is being used by a request in progress", retry=True)
+                return key_conflict("is being used by a request in progress", retry=True)
             in_batch.add(key.key)
         savepoint = state.savepoint()
         try:
@@ -220,17 +190,17 @@ class Dispatcher:
             if not isinstance(exc, DomainError):
                 logger.exception("decider failed on %r", pending.command)
             return exc
-        return _Decided(events, encoded)
+        return Decided(events, encoded)
 
     # -- appending -------------------------------------------------------------------------
 
-    async def _process(self, pending: list[_Pending]) -> None:
-        batch = _Batch(pending)
+    async def _process(self, pending: list[Pending]) -> None:
+        batch = Batch(pending)
         self._decide(batch)
         try:
             recorded = await self._append(batch)
         except (StoreUnavailableError, OutcomeUnknownError) as exc:
-            self._settle(batch, _write_failed(exc))
+            self._settle(batch, write_failed(exc))
             return
         except StoreError as exc:  # refused, or failed on what one command holds
             if len(batch.pending) > 1:
@@ -238,15 +208,15 @@ class Dispatcher:
                 for one in batch.pending:
                     await self._process([one])
                 return
-            self._settle(batch, _refused(exc))
+            self._settle(batch, refused(exc))
             return
         if recorded:
             # Folded from the events decided, not decoded again from the bytes just encoded.
             new, decided = batch.new_events(), batch.decided_events()
-            self.model.apply_records(recorded, _recorded_events(decided, new, recorded))
+            self.model.apply_records(recorded, recorded_events(decided, new, recorded))
         self._settle(batch, None, recorded)
 
-    async def _append(self, batch: _Batch) -> list[RecordedEvent]:
+    async def _append(self, batch: Batch) -> list[RecordedEvent]:
         new = batch.new_events()
         if not new:
             return []
@@ -260,7 +230,7 @@ class Dispatcher:
             await self.model.catch_up(self.store)
             return await self._append_locked(batch)
 
-    async def _append_locked(self, batch: _Batch) -> list[RecordedEvent]:
+    async def _append_locked(self, batch: Batch) -> list[RecordedEvent]:
         """Fold what others wrote and decide the batch again, holding the log's write lock."""
 
         def decide(others: list[RecordedEvent]) -> list[NewEvent]:
@@ -275,23 +245,23 @@ class Dispatcher:
 
     def _settle(
         self,
-        batch: _Batch,
-        failure: Callable[[_Pending], BaseException] | None,
+        batch: Batch,
+        failure: Callable[[Pending], BaseException] | None,
         recorded: list[RecordedEvent] | None = None,
     ) -> None:
         """Answer each command: its error, its replay, or (`failure` or) its events."""
-        results = _split(batch, recorded or [])
+        results = split(batch, recorded or [])
         for pending, outcome, result in zip(batch.pending, batch.outcomes, results, strict=True):
-            if isinstance(outcome, _Replay):
+            if isinstance(outcome, Replay):
                 task = asyncio.create_task(self._replay(pending, outcome))
                 self._replays.add(task)
                 task.add_done_callback(self._replays.discard)
             elif isinstance(outcome, BaseException):
-                _answer(pending, outcome)
+                answer(pending, outcome)
             else:
-                _answer(pending, result if failure is None else failure(pending))
+                answer(pending, result if failure is None else failure(pending))
 
-    async def _replay(self, pending: _Pending, replay: _Replay) -> None:
+    async def _replay(self, pending: Pending, replay: Replay) -> None:
         """Answer `pending` with the events its key's first write recorded."""
         write = replay.write
         try:
@@ -301,91 +271,6 @@ class Dispatcher:
                 if key_of(record) == replay.key
             ]
         except StoreUnavailableError as exc:
-            _answer(pending, UnavailableError(f"{exc}; the write was not answered, retry it"))
+            answer(pending, UnavailableError(f"{exc}; the write was not answered, retry it"))
             return
-        _answer(pending, records)
-
-
-def _key_conflict(what: str, *, retry: bool) -> ConflictError:
-    return ConflictError(
-        f"the Idempotency-Key {what}", detail={"field": "Idempotency-Key"}, retry=retry
-    )
-
-
-def _write_failed(exc: StoreError) -> Callable[[_Pending], BaseException]:
-    """The answer to each command of an append that failed with `exc`."""
-
-    def answer(pending: _Pending) -> BaseException:
-        if isinstance(exc, OutcomeUnknownError):
-            # The write may commit yet: a blind retry could apply it twice. With a key, a
-            # retry is safe (it is answered with the first attempt's events if it landed).
-            return UnavailableError(
-                f"the database did not answer in time ({exc}); the write may have been "
-                "committed: retry it with the same Idempotency-Key, or check before retrying",
-                retry=pending.idempotency is not None,
-            )
-        # Actionable (Flynn #3809 answered a failover with "Something went wrong").
-        return UnavailableError(f"{exc}; the write was not acknowledged, retry it")
-
-    return answer
-
-
-def _refused(exc: StoreError) -> Callable[[_Pending], BaseException]:
-    """The answer to the one command of an append the log refused with `exc`."""
-
-    def answer(pending: _Pending) -> BaseException:
-        if isinstance(exc, IdempotencyKeyTakenError):
-            hours = int(RETENTION.total_seconds() // 3600)
-            return _key_conflict(
-                f"was used by a write more than {hours} hours ago; send a new key", retry=False
-            )
-        if isinstance(exc, EventRefusedError):
-            return ValidationError("", f"the write is refused: {exc}")
-        return exc
-
-    return answer
-
-
-def _split(batch: _Batch, recorded: list[RecordedEvent]) -> list[list[RecordedEvent]]:
-    """Each command's recorded events: the store skips duplicate unique ids, nothing else."""
-    results: list[list[RecordedEvent]] = []
-    position = 0
-    for outcome in batch.outcomes:
-        mine: list[RecordedEvent] = []
-        if isinstance(outcome, _Decided):
-            for event in outcome.encoded:
-                if position < len(recorded) and _same(recorded[position], event):
-                    mine.append(recorded[position])
-                    position += 1
-        results.append(mine)
-    return results
-
-
-def _recorded_events(
-    decided: list[Event], new: list[NewEvent], recorded: list[RecordedEvent]
-) -> list[Event]:
-    """The decided event of each recorded one (the store skips duplicate unique ids)."""
-    events = []
-    position = 0
-    for event, encoded in zip(decided, new, strict=True):
-        if position < len(recorded) and _same(recorded[position], encoded):
-            events.append(event)
-            position += 1
-    return events
-
-
-def _same(record: RecordedEvent, event: NewEvent) -> bool:
-    return (record.type, record.object_id, record.unique_id) == (
-        event.type,
-        event.object_id,
-        event.unique_id,
-    )
-
-
-def _answer(pending: _Pending, result: list[RecordedEvent] | BaseException) -> None:
-    if pending.future.done():
-        return
-    if isinstance(result, BaseException):
-        pending.future.set_exception(result)
-    else:
-        pending.future.set_result(result)
+        answer(pending, records)
