@@ -74,6 +74,8 @@ MAX_BATCH = 256
 #: ... and bytes of events (one command's at least): a batch is one append, held in memory
 #: until it is answered.
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+#: Seconds stop() waits for retries being answered from the log.
+REPLAY_GRACE = 1.0
 
 
 class Dispatcher:
@@ -102,8 +104,10 @@ class Dispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._replays:
-            await asyncio.wait(self._replays)
+        if self._replays:  # answers read from the log: given a moment, then dropped
+            _, late = await asyncio.wait(self._replays, timeout=REPLAY_GRACE)
+            for task in late:
+                task.cancel()
 
     async def handle(
         self, command: Any, idempotency: Idempotency | None = None

@@ -19,6 +19,7 @@ import attrs
 import orjson
 from aiohttp import web
 
+from controller.handlers.common import IDEMPOTENCY_KEY
 from controller.http import json_response
 from controller.settings import EVENFLOW_VERSION
 
@@ -49,7 +50,7 @@ _EVENT_FILTER = (
 _ACCEPT = {"type": "string", "description": "exactly application/json for a list; else a stream"}
 #: Every write takes it (see controller/handlers/common.py and the README's "Idempotent writes").
 _IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
+    "name": IDEMPOTENCY_KEY,
     "in": "header",
     "required": False,
     "description": (
