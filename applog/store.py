@@ -1,6 +1,7 @@
 """A bounded per-app store of job output lines, readable as a backlog and followable live.
 
-Flynn's log aggregator keeps the last 10,000 lines per app in memory; so does this store.
+Flynn's log aggregator keeps the last 10,000 lines per app in memory; so does this store,
+up to LOG_BYTES_PER_APP of them (lines can be long).
 Lines are lossy by design (a follower that falls more than a buffer behind skips ahead),
 and nothing here is durable: the event log holds the state, not the output.
 """
@@ -18,6 +19,9 @@ import attrs
 from eventstore.timefmt import format_time
 
 LINES_PER_APP = 10_000
+#: Bytes of lines kept per app at most (a line's text, plus LINE_OVERHEAD for the rest).
+LOG_BYTES_PER_APP = 16 * 1024 * 1024
+LINE_OVERHEAD = 200
 
 
 @attrs.frozen
@@ -71,29 +75,41 @@ class LogStore(Protocol):
 
 
 class _AppBuffer:
-    def __init__(self, size: int) -> None:
-        self.lines: deque[LogLine] = deque(maxlen=size)
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.lines: deque[LogLine] = deque()
+        self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.written = 0  # position of the next line
         self.appended = asyncio.Event()
 
+    def add(self, line: LogLine) -> None:
+        self.lines.append(line)
+        self.bytes += len(line.msg) + LINE_OVERHEAD
+        while len(self.lines) > self.size or (self.bytes > self.max_bytes and len(self.lines) > 1):
+            self.bytes -= len(self.lines.popleft().msg) + LINE_OVERHEAD
+        self.written += 1
+
 
 class MemoryLogStore:
-    """The last LINES_PER_APP lines of each app, in memory."""
+    """The last LINES_PER_APP lines of each app (LOG_BYTES_PER_APP at most), in memory."""
 
-    def __init__(self, lines_per_app: int = LINES_PER_APP) -> None:
+    def __init__(
+        self, lines_per_app: int = LINES_PER_APP, bytes_per_app: int = LOG_BYTES_PER_APP
+    ) -> None:
         self._size = lines_per_app
+        self._bytes = bytes_per_app
         self._apps: dict[str, _AppBuffer] = {}
 
     def _buffer(self, app_id: str) -> _AppBuffer:
         buffer = self._apps.get(app_id)
         if buffer is None:
-            buffer = self._apps[app_id] = _AppBuffer(self._size)
+            buffer = self._apps[app_id] = _AppBuffer(self._size, self._bytes)
         return buffer
 
     def write(self, line: LogLine) -> None:
         buffer = self._buffer(line.app_id)
-        buffer.lines.append(line)
-        buffer.written += 1
+        buffer.add(line)
         buffer.appended.set()
         buffer.appended = asyncio.Event()
 

@@ -6,6 +6,13 @@ is appended at once, expecting the head the state was folded to. Another process
 appended in between is a ConcurrencyError: catch up, and decide again while holding the
 log's write lock (so that a busy log cannot starve the batch). After success the events
 are folded for real before any caller resumes, so a caller reads its own write.
+
+One command's fault never fails the others: events that break the log's limits are
+refused while deciding (that command alone gets a 400), and a batch the log refuses
+anyway is appended again command by command. An append whose outcome the store cannot
+tell is answered as such, never as "not written". A command sent with an Idempotency-Key
+that the fold already holds is not decided again: it is answered with the events the
+first attempt recorded (see projections/idempotency.py).
 """
 
 from __future__ import annotations
@@ -16,14 +23,34 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
-from commands.errors import DomainError, UnavailableError
+from commands.batch import (
+    Batch,
+    Decided,
+    Outcome,
+    Pending,
+    Replay,
+    answer,
+    key_conflict,
+    recorded_events,
+    refused,
+    split,
+    write_failed,
+)
+from commands.errors import DomainError, UnavailableError, ValidationError
 from eventstore.codec import encode
 from eventstore.events import Event
 from eventstore.record import NewEvent, RecordedEvent
-from eventstore.store import ConcurrencyError, EventStore, StoreUnavailableError
+from eventstore.store import (
+    ConcurrencyError,
+    EventRefusedError,
+    EventStore,
+    OutcomeUnknownError,
+    StoreError,
+    StoreUnavailableError,
+    check_event,
+)
+from projections.idempotency import Idempotency, key_of
 from projections.memory import MemoryReadModel
 from projections.state import State, apply
 
@@ -42,14 +69,13 @@ HANDLERS: dict[type, Decider] = {
     **domains.HANDLERS,
 }
 
-#: Commands decided and appended together, at most.
+#: Commands decided and appended together, at most ...
 MAX_BATCH = 256
-
-
-@attrs.define
-class _Pending:
-    command: Any
-    future: asyncio.Future[list[RecordedEvent]]
+#: ... and bytes of events (one command's at least): a batch is one append, held in memory
+#: until it is answered.
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+#: Seconds stop() waits for retries being answered from the log.
+REPLAY_GRACE = 1.0
 
 
 class Dispatcher:
@@ -62,9 +88,10 @@ class Dispatcher:
         self.store = store
         self.model = model
         self.handlers = HANDLERS if handlers is None else handlers
-        self._queue: list[_Pending] = []
+        self._queue: list[Pending] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._replays: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="evenflow-dispatcher")
@@ -77,13 +104,23 @@ class Dispatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._replays:  # answers read from the log: given a moment, then dropped
+            _, late = await asyncio.wait(self._replays, timeout=REPLAY_GRACE)
+            for task in late:
+                task.cancel()
 
-    async def handle(self, command: Any) -> list[RecordedEvent]:
-        """Decide and record `command`; returns the events it wrote (maybe none)."""
+    async def handle(
+        self, command: Any, idempotency: Idempotency | None = None
+    ) -> list[RecordedEvent]:
+        """Decide and record `command`; returns the events it wrote (maybe none).
+
+        With `idempotency`, a key the log holds already is not decided again: the answer is
+        the events that write recorded (ConflictError if it came with another request).
+        """
         if type(command) not in self.handlers:
             raise TypeError(f"no decider for {type(command).__name__}")
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(command, future))
+        self._queue.append(Pending(command, future, idempotency))
         self._wake.set()
         return await future
 
@@ -92,139 +129,152 @@ class Dispatcher:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                batch = [p for p in batch if not p.future.done()]  # callers gone before start
+                pending, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                pending = [p for p in pending if not p.future.done()]  # callers gone before
                 try:
-                    await self._process(batch)
+                    await self._process(pending)
                 except Exception as exc:  # a bug must not leave callers waiting forever
                     logger.exception("dispatcher failed on a batch")
-                    _settle(batch, exc)
+                    for p in pending:
+                        answer(p, exc)
 
-    def _decide(self, batch: list[_Pending]) -> list[list[Event] | BaseException]:
+    # -- deciding --------------------------------------------------------------------------
+
+    def _decide(self, batch: Batch) -> None:
+        """Decide the batch's commands in order, within MAX_BATCH_BYTES; the commands left
+        over go back to the front of the queue."""
         state = self.model.state
         state.record()
-        outcomes: list[list[Event] | BaseException] = []
+        outcomes: list[Outcome] = []
+        size = 0
+        in_batch: set[str] = set()
         try:
-            for pending in batch:
-                savepoint = state.savepoint()
-                try:
-                    events = self.handlers[type(pending.command)](state, pending.command)
-                    for event in events:
-                        apply(state, event, pending.command.now)
-                except Exception as exc:
-                    state.rollback(savepoint)
-                    if not isinstance(exc, DomainError):
-                        logger.exception("decider failed on %r", pending.command)
-                    outcomes.append(exc)
-                    continue
-                outcomes.append(events)
+            for pending in batch.pending:
+                if size >= MAX_BATCH_BYTES:
+                    break
+                outcome = self._decide_one(state, pending, in_batch)
+                if isinstance(outcome, Decided):
+                    size += sum(len(e.data) for e in outcome.encoded)
+                outcomes.append(outcome)
         finally:
             state.rollback()
             state.stop_recording()
-        return outcomes
+        left = batch.pending[len(outcomes) :]
+        if left:
+            self._queue[0:0] = left
+            self._wake.set()
+        batch.pending, batch.outcomes = batch.pending[: len(outcomes)], outcomes
 
-    async def _process(self, batch: list[_Pending]) -> None:
-        outcomes = self._decide(batch)
-        decided, new = _encoded(outcomes)
-        if not new:
-            _settle(batch, [o if isinstance(o, BaseException) else [] for o in outcomes])
-            return
+    def _decide_one(self, state: State, pending: Pending, in_batch: set[str]) -> Outcome:
+        key = pending.idempotency
+        if key is not None:
+            known = state.idempotency.get(key.key)
+            if known is not None:
+                if known.request is not None and known.request != key.request:
+                    return key_conflict("was used for a different request", retry=False)
+                return Replay(key.key, known)
+            if key.key in in_batch:
+                return key_conflict("is being used by a request in progress", retry=True)
+            in_batch.add(key.key)
+        savepoint = state.savepoint()
         try:
-            try:
-                recorded = await self.store.append(new, expected_last_id=self.model.last_id)
-            except ConcurrencyError:
-                # Another process wrote since our fold. Deciding again on a fresh fold and
-                # retrying optimistically can lose the race again and again while the others
-                # keep writing, so decide under the log's write lock instead: one more round
-                # trip or two, and certain to land.
-                await self.model.catch_up(self.store)
-                outcomes, decided, new, recorded = await self._process_locked(batch)
-        except StoreUnavailableError as exc:
-            # Actionable (Flynn #3809 answered a failover with "Something went wrong").
-            error = UnavailableError(f"{exc}; the write was not acknowledged, retry it")
-            _settle(batch, [o if isinstance(o, BaseException) else error for o in outcomes])
-            return
-        # Folded from the events decided, not decoded again from the bytes just encoded.
-        self.model.apply_records(recorded, _recorded_events(decided, new, recorded))
-        _settle(batch, _split(outcomes, new, recorded))
+            command = pending.command
+            events = self.handlers[type(command)](state, command)
+            for event in events:
+                apply(state, event, command.now)
+            encoded = [encode(e) for e in events]
+            if key is not None and encoded:
+                encoded = key.mark(encoded)
+            for new in encoded:
+                check_event(new)
+        except Exception as exc:
+            state.rollback(savepoint)
+            if isinstance(exc, EventRefusedError):
+                return ValidationError("", f"the write is refused: {exc}")
+            if not isinstance(exc, DomainError):
+                logger.exception("decider failed on %r", pending.command)
+            return exc
+        return Decided(events, encoded)
 
-    async def _process_locked(self, batch: list[_Pending]) -> tuple[
-        list[list[Event] | BaseException], list[Event], list[NewEvent], list[RecordedEvent]
-    ]:  # fmt: skip
+    # -- appending -------------------------------------------------------------------------
+
+    async def _process(self, pending: list[Pending]) -> None:
+        batch = Batch(pending)
+        self._decide(batch)
+        try:
+            recorded = await self._append(batch)
+        except (StoreUnavailableError, OutcomeUnknownError) as exc:
+            self._settle(batch, write_failed(exc))
+            return
+        except StoreError as exc:  # refused, or failed on what one command holds
+            if len(batch.pending) > 1:
+                # Isolate it: each command decided and appended on its own (the slow path).
+                for one in batch.pending:
+                    await self._process([one])
+                return
+            self._settle(batch, refused(exc))
+            return
+        if recorded:
+            # Folded from the events decided, not decoded again from the bytes just encoded.
+            new, decided = batch.new_events(), batch.decided_events()
+            self.model.apply_records(recorded, recorded_events(decided, new, recorded))
+        self._settle(batch, None, recorded)
+
+    async def _append(self, batch: Batch) -> list[RecordedEvent]:
+        new = batch.new_events()
+        if not new:
+            return []
+        try:
+            return await self.store.append(new, expected_last_id=self.model.last_id)
+        except ConcurrencyError:
+            # Another process wrote since our fold. Deciding again on a fresh fold and
+            # retrying optimistically can lose the race again and again while the others
+            # keep writing, so decide under the log's write lock instead: one more round
+            # trip or two, and certain to land.
+            await self.model.catch_up(self.store)
+            return await self._append_locked(batch)
+
+    async def _append_locked(self, batch: Batch) -> list[RecordedEvent]:
         """Fold what others wrote and decide the batch again, holding the log's write lock."""
-        outcomes: list[list[Event] | BaseException] = []
-        decided: list[Event] = []
-        new: list[NewEvent] = []
 
         def decide(others: list[RecordedEvent]) -> list[NewEvent]:
-            nonlocal outcomes, decided, new
             self.model.apply_records(others)
-            outcomes = self._decide(batch)
-            decided, new = _encoded(outcomes)
-            return new
+            self._decide(batch)
+            return batch.new_events()
 
         _, recorded = await self.store.append_after(self.model.last_id, decide)
-        return outcomes, decided, new, recorded
+        return recorded
 
+    # -- answering -------------------------------------------------------------------------
 
-def _encoded(outcomes: list[list[Event] | BaseException]) -> tuple[list[Event], list[NewEvent]]:
-    """The events decided, and their encoded form for the log."""
-    decided = [e for o in outcomes if isinstance(o, list) for e in o]
-    return decided, [encode(e) for e in decided]
+    def _settle(
+        self,
+        batch: Batch,
+        failure: Callable[[Pending], BaseException] | None,
+        recorded: list[RecordedEvent] | None = None,
+    ) -> None:
+        """Answer each command: its error, its replay, or (`failure` or) its events."""
+        results = split(batch, recorded or [])
+        for pending, outcome, result in zip(batch.pending, batch.outcomes, results, strict=True):
+            if isinstance(outcome, Replay):
+                task = asyncio.create_task(self._replay(pending, outcome))
+                self._replays.add(task)
+                task.add_done_callback(self._replays.discard)
+            elif isinstance(outcome, BaseException):
+                answer(pending, outcome)
+            else:
+                answer(pending, result if failure is None else failure(pending))
 
-
-def _split(
-    outcomes: list[list[Event] | BaseException], new: list[NewEvent], recorded: list[RecordedEvent]
-) -> list[list[RecordedEvent] | BaseException]:
-    """Each command's recorded events: the store skips duplicate unique ids, nothing else."""
-    results: list[list[RecordedEvent] | BaseException] = []
-    position = 0
-    index = 0
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            results.append(outcome)
-            continue
-        mine = []
-        for _ in outcome:
-            event = new[index]
-            index += 1
-            if position < len(recorded) and _same(recorded[position], event):
-                mine.append(recorded[position])
-                position += 1
-        results.append(mine)
-    return results
-
-
-def _recorded_events(
-    decided: list[Event], new: list[NewEvent], recorded: list[RecordedEvent]
-) -> list[Event]:
-    """The decided event of each recorded one (the store skips duplicate unique ids)."""
-    events = []
-    position = 0
-    for event, encoded in zip(decided, new, strict=True):
-        if position < len(recorded) and _same(recorded[position], encoded):
-            events.append(event)
-            position += 1
-    return events
-
-
-def _same(record: RecordedEvent, event: NewEvent) -> bool:
-    return (record.type, record.object_id, record.unique_id) == (
-        event.type,
-        event.object_id,
-        event.unique_id,
-    )
-
-
-def _settle(
-    batch: list[_Pending],
-    outcome: list[list[RecordedEvent] | BaseException] | list[Any] | BaseException,
-) -> None:
-    outcomes = outcome if isinstance(outcome, list) else [outcome] * len(batch)
-    for pending, result in zip(batch, outcomes, strict=True):
-        if pending.future.done():
-            continue
-        if isinstance(result, BaseException):
-            pending.future.set_exception(result)
-        else:
-            pending.future.set_result(result)
+    async def _replay(self, pending: Pending, replay: Replay) -> None:
+        """Answer `pending` with the events its key's first write recorded."""
+        write = replay.write
+        try:
+            records = [
+                record
+                async for record in self.store.read(after=write.first_id - 1, until=write.last_id)
+                if key_of(record) == replay.key
+            ]
+        except StoreUnavailableError as exc:
+            answer(pending, UnavailableError(f"{exc}; the write was not answered, retry it"))
+            return
+        answer(pending, records)

@@ -57,10 +57,12 @@ class PreconditionFailedError(DomainError):
 
 
 class UnavailableError(DomainError):
-    """A dependency (the database, a provider) is unreachable; the client may retry (503)."""
+    """A dependency (the database, a provider) is unreachable (503). `retry` says whether
+    sending the request again is safe (not after a write that may have been committed)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry: bool = True) -> None:
         super().__init__(message)
+        self.retry = retry
 
 
 class UpstreamError(DomainError):

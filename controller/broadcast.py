@@ -36,7 +36,8 @@ from projections.memory import MemoryReadModel
 
 logger = logging.getLogger(__name__)
 
-#: The window holds at most this many events and this many bytes of frames.
+#: The window holds at most this many events, and this many bytes of frames and of the
+#: payloads they were made of (the window keeps each event's record too).
 WINDOW_EVENTS = 20_000
 WINDOW_BYTES = 32 * 1024 * 1024
 #: Events per write to one client (a client far behind inside the window catches up in steps).
@@ -49,8 +50,10 @@ CATCH_UP_PAGE = 1_000
 CATCH_UP_WRITE_BYTES = 256 * 1024
 #: Seconds before a client catching up reads again when the log is unavailable.
 CATCH_UP_RETRY = 0.5
-#: Listing bodies kept (see Broadcaster.listing_body).
+#: Listing bodies kept (see Broadcaster.listing_body), and their bytes at most: a listing
+#: can be as large as the window, and a larger one is built every time instead.
 LISTINGS_KEPT = 64
+LISTINGS_BYTES = 8 * 1024 * 1024
 #: Events of the log's tail put into the window at start-up: enough for recent listings
 #: and replays, little memory and start-up time (the window fills up as the log moves).
 PREFILL_EVENTS = 2_000
@@ -106,6 +109,7 @@ class Broadcaster:
         self._frames: list[bytes] = []
         self._start = 0
         self._bytes = 0
+        self._evicted = 0  # bytes of the entries before _start, still held until compacted
         self.head = 0  # the newest event seen; everything up to it is committed and final
         self.floor = 0  # every event with floor < id <= head is in the window
         self.failure: BaseException | None = None
@@ -118,6 +122,7 @@ class Broadcaster:
         self._clients: set[Subscription] = set()
         # Listing bodies by query, for the head they were built at (see listing_body).
         self._bodies: dict[tuple[object, ...], tuple[int, bytes]] = {}
+        self._bodies_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
     # -- following the log ---------------------------------------------------------------
@@ -153,6 +158,7 @@ class Broadcaster:
         self._records[at:at] = newest
         self._frames[at:at] = frames
         self._bytes += sum(len(frame) for frame in frames)
+        self._bytes += sum(len(record.data) for record in newest)
         self.floor = 0 if len(newest) < wanted else newest[0].id - 1
         self._evict()
 
@@ -185,7 +191,7 @@ class Broadcaster:
         self._ids.append(record.id)
         self._records.append(record)
         self._frames.append(frame)
-        self._bytes += len(frame)
+        self._bytes += len(frame) + len(record.data)
         self.head = record.id
         self._evict()
         # Records of one page arrive without a pause: serve the clients once for all of them.
@@ -199,11 +205,19 @@ class Broadcaster:
         """Drop the oldest events beyond the window's bounds."""
         while len(self._ids) - self._start > self.window_events or self._bytes > self.window_bytes:
             self.floor = self._ids[self._start]
-            self._bytes -= len(self._frames[self._start])
+            size = len(self._frames[self._start]) + len(self._records[self._start].data)
+            self._bytes -= size
+            self._evicted += size
             self._start += 1
-        if self._start > max(1024, self.window_events // 2):
+        # Evicted entries are let go of in bulk (cheaper than one at a time), and soon enough
+        # that they never hold more than a quarter of the window's bytes.
+        if (
+            self._start > max(1024, self.window_events // 2)
+            or self._evicted > self.window_bytes // 4
+        ):
             del self._ids[: self._start], self._records[: self._start], self._frames[: self._start]
             self._start = 0
+            self._evicted = 0
 
     def _flush(self) -> None:
         """Serve the waiting clients that have news, a slice per turn of the event loop.
@@ -302,9 +316,12 @@ class Broadcaster:
         if envelopes is None:
             return None
         body = b"[" + b",".join(envelopes) + b"]"
-        if len(self._bodies) >= LISTINGS_KEPT:
+        if len(self._bodies) >= LISTINGS_KEPT or self._bodies_bytes + len(body) > LISTINGS_BYTES:
             self._bodies.clear()
-        self._bodies[key] = (self.head, body)
+            self._bodies_bytes = 0
+        if len(body) <= LISTINGS_BYTES:
+            self._bodies[key] = (self.head, body)
+            self._bodies_bytes += len(body)
         return body
 
     # -- serving one client --------------------------------------------------------------

@@ -51,4 +51,6 @@ def describe(error: DomainError) -> tuple[int, bytes]:
         )
     elif isinstance(error, ConflictError):
         detail, retry = error.detail, error.retry
+    elif isinstance(error, UnavailableError):
+        retry = error.retry
     return status, error_document(code, error.message, detail, retry)

@@ -19,6 +19,7 @@ import attrs
 import orjson
 from aiohttp import web
 
+from controller.handlers.common import IDEMPOTENCY_KEY
 from controller.http import json_response
 from controller.settings import EVENFLOW_VERSION
 
@@ -47,6 +48,20 @@ _EVENT_FILTER = (
     ("object_id", {"type": "string"}),
 )
 _ACCEPT = {"type": "string", "description": "exactly application/json for a list; else a stream"}
+#: Every write takes it (see controller/handlers/common.py and the README's "Idempotent writes").
+_IDEMPOTENCY_KEY = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Applies the write at most once: a retry with the same key and the same request "
+        "(method, path, body) is answered with the first attempt's result for 24 h of log "
+        "time, without being applied again; the same key with another request is a 409, "
+        "and a key is never applied twice, even after those 24 h (a 409 then)."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+}
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/ping"): Operation("Liveness (no key needed)", answers=("empty",)),
@@ -219,6 +234,8 @@ def _operation(method: str, path: str, op: Operation) -> JSON:
     ]
     parameters += [{"name": n, "in": "query", "schema": s} for n, s in op.query]
     parameters += [{"name": n, "in": "header", "schema": s} for n, s in op.headers]
+    if method in _WRITES:
+        parameters.append(_IDEMPOTENCY_KEY)
     responses: JSON = {
         "200": {"description": "OK", "content": _content(op.answers)},
         "401": {"description": "No key or a wrong key: a bare 401, empty body"},

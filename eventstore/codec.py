@@ -38,6 +38,10 @@ def encode(event: Event) -> NewEvent:
 #: Events this process encoded, by the record the log made of each (see remember).
 _known: dict[int, tuple[RecordedEvent, Event]] = {}
 _KNOWN_MAX = 4096
+#: ... and their payloads' bytes at most: a large event's decoded form is as large again,
+#: and the projector that wants it comes within moments or not at all.
+_KNOWN_MAX_BYTES = 8 * 1024 * 1024
+_known_bytes = 0
 
 
 def remember(record: RecordedEvent, event: Event) -> None:
@@ -48,9 +52,15 @@ def remember(record: RecordedEvent, event: Event) -> None:
     which cost 2.5 % of a POST /apps. Keyed by the record's identity: an equal record
     from elsewhere (another store, a read) is decoded as usual.
     """
-    if len(_known) >= _KNOWN_MAX:
+    global _known_bytes
+    size = len(record.data)
+    if len(_known) >= _KNOWN_MAX or _known_bytes + size > _KNOWN_MAX_BYTES:
         _known.clear()
+        _known_bytes = 0
+        if size > _KNOWN_MAX_BYTES:
+            return
     _known[id(record)] = (record, event)
+    _known_bytes += size
 
 
 def decode(record: RecordedEvent) -> Event:
@@ -61,6 +71,17 @@ def decode(record: RecordedEvent) -> Event:
     if cls is None:
         raise UnknownEventError(f"event {record.id} has an unknown type {record.type!r}")
     return cls.from_data(orjson.loads(record.data), record.app_id, record.object_id)
+
+
+def encode_meta(meta: dict[str, object]) -> bytes:
+    """A record's meta (what a write carried besides its events) as stored."""
+    return orjson.dumps(meta)
+
+
+def decode_meta(meta: bytes) -> dict[str, object]:
+    """A stored meta object; one that is not an object reads as empty."""
+    doc = orjson.loads(meta)
+    return doc if isinstance(doc, dict) else {}
 
 
 def envelope(record: RecordedEvent) -> bytes:

@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 import orjson
 
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
-from eventstore.store import PAGE_SIZE, ConcurrencyError, check_events
+from eventstore.store import (
+    PAGE_SIZE,
+    ConcurrencyError,
+    EventRefusedError,
+    IdempotencyKeyTakenError,
+    check_events,
+)
 
 
 class InMemoryEventStore:
@@ -20,6 +26,7 @@ class InMemoryEventStore:
         self._events: list[RecordedEvent] = []
         self._ids: list[int] = []  # parallel to _events, for bisect
         self._unique_ids: set[str] = set()
+        self._idempotency_keys: set[str] = set()  # as the Postgres store's unique index
         self._appended = asyncio.Event()
         self._closed = False
 
@@ -32,11 +39,18 @@ class InMemoryEventStore:
         self, events: Sequence[NewEvent], expected_last_id: int | None
     ) -> list[RecordedEvent]:
         check_events(events)
+        keys = set()
         for event in events:
             try:
                 orjson.loads(event.data)
+                meta = None if event.meta is None else orjson.loads(event.meta)
             except orjson.JSONDecodeError as exc:  # Postgres refuses it too (json column)
-                raise ValueError(f"the event log refused the events: {exc}") from exc
+                raise EventRefusedError(f"the event log refused the events: {exc}") from exc
+            key = _first_key(meta)
+            if key is not None:
+                if key in self._idempotency_keys or key in keys:
+                    raise IdempotencyKeyTakenError(f"Idempotency-Key {key!r} is taken")
+                keys.add(key)
         head = self._ids[-1] if self._ids else 0
         if expected_last_id is not None and expected_last_id != head:
             raise ConcurrencyError(expected_last_id, head)
@@ -54,6 +68,7 @@ class InMemoryEventStore:
             head += 1
             recorded.append(RecordedEvent.of(event, head, now))
         self._unique_ids |= taken
+        self._idempotency_keys |= keys
         self._events.extend(recorded)
         self._ids.extend(e.id for e in recorded)
         # Wake every waiting subscriber, then arm a fresh event for the next append.
@@ -126,3 +141,12 @@ class InMemoryEventStore:
     async def close(self) -> None:
         self._closed = True
         self._appended.set()
+
+
+def _first_key(meta: object) -> str | None:
+    """The Idempotency-Key a command's first event holds (the one with its request)."""
+    if isinstance(meta, dict) and isinstance(meta.get("request"), dict):
+        key = meta.get("idempotency_key")
+        if isinstance(key, str):
+            return key
+    return None

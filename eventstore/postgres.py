@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,21 +13,38 @@ import asyncpg
 import attrs
 
 from eventstore.migrate import migrate
+from eventstore.outcome import (
+    UNAVAILABLE as UNAVAILABLE,  # where the other users of asyncpg find it
+)
+from eventstore.outcome import (
+    committed_at,
+    in_doubt,
+    json_as_bytes,
+    refusal,
+)
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
 from eventstore.store import (
     _CANONICAL_UUID,
     PAGE_SIZE,
     ConcurrencyError,
+    OutcomeUnknownError,
     StoreUnavailableError,
     check_events,
 )
+from eventstore.written import Written
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "evenflow_events"
 
-#: A group-committed batch stops growing at this many events.
+#: A group-committed batch stops growing at this many events ...
 MAX_BATCH_EVENTS = 5_000
+#: ... or bytes of payload: one statement's parameters are bounded by the server's 1 GB
+#: allocation limit, and the batch is held in memory until it is answered.
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+#: Bytes of payloads a page of a read holds at most (one event at least): a page is held
+#: and decoded whole, so large events come a few at a time.
+PAGE_BYTES = 8 * 1024 * 1024
 #: How long a subscriber sleeps without a notification before it looks anyway.
 POLL_INTERVAL = 5.0
 #: The same while the LISTEN connection is down: notifications cannot arrive then.
@@ -39,41 +55,22 @@ CONNECT_TIMEOUT = 5.0
 APPEND_TIMEOUT = 15.0
 #: Seconds a subscriber waits for this store's commit in flight before reading the log.
 COMMIT_WAIT = 0.05
-#: Events this store keeps of what it wrote lately, so its own subscribers need not read
-#: them back from the database (see _Written).
-WRITTEN_EVENTS = 10_000
 
-#: Errors that mean "the database is unreachable or cannot write now": retryable.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, starting up, canceled
-    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failed-over primary, now a replica
-    asyncpg.InterfaceError,  # the connection was closed under us
-    asyncpg.InternalClientError,  # a protocol state broken by a dropped connection
+_COLUMNS = (
+    "event_id, type, object_type, object_id, app_id::text, op, unique_id, data, created_at, meta"
 )
-
-_COLUMNS = "event_id, type, object_type, object_id, app_id::text, op, unique_id, data, created_at"
 
 _LOCK_HEAD = "SELECT head, locked_at, taken FROM evenflow_lock_head($1::text[])"
 _APPEND = """
 SELECT head, written_at, taken, written FROM evenflow_append(
     $1::bigint, $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::uuid[],
-    $8::text[], $9::text[], $10::json[])
+    $8::text[], $9::text[], $10::json[], $11::json[])
 """
 
 _LAST_ID = "SELECT coalesce(max(event_id), 0) FROM events"
 _GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
 _BETWEEN = f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # Payloads stay bytes both ways: json's binary wire format is its text, so nothing is
-    # parsed or re-encoded on the way in or out.
-    await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary"
-    )
+_BACKEND_START = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -84,42 +81,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-class _Written:
-    """The batches this store wrote lately: (the head each was planned against, its events).
-
-    A subscriber of this store that is woken by its own append finds those events here
-    instead of reading them back from the database. Only a chain of batches, each planned
-    against the last one's end, proves that nobody else wrote in between.
-    """
-
-    def __init__(self, limit: int = WRITTEN_EVENTS) -> None:
-        self.limit = limit
-        self._by_base: dict[int, list[RecordedEvent]] = {}
-        self._order: deque[int] = deque()
-        self._events = 0
-
-    def add(self, base: int, records: list[RecordedEvent]) -> None:
-        self._by_base[base] = records
-        self._order.append(base)
-        self._events += len(records)
-        while self._events > self.limit and len(self._order) > 1:
-            self._events -= len(self._by_base.pop(self._order.popleft()))
-
-    def between(self, after: int, until: int) -> list[RecordedEvent] | None:
-        """Every event with after < id <= until if this store wrote all of them, else None."""
-        found: list[RecordedEvent] = []
-        cursor = after
-        while cursor < until:
-            batch = self._by_base.get(cursor)
-            if batch is None:
-                return None
-            found += batch
-            cursor = batch[-1].id
-        if cursor > until:  # cannot happen while the head is read after _seen_head; be exact
-            found = [record for record in found if record.id <= until]
-        return found
-
-
 @attrs.define
 class _Append:
     events: Sequence[NewEvent]
@@ -128,6 +89,28 @@ class _Append:
 
 
 Planned = list[tuple[int, NewEvent]] | ConcurrencyError
+
+
+@attrs.frozen
+class _Sent:
+    """An append whose commit was asked for: until its answer comes, its outcome is open.
+
+    `pid` is its session's backend; `started_before` a server time after that backend
+    started (a later backend with a reused pid is not it).
+    """
+
+    pid: int
+    started_before: datetime
+    planned: list[Planned]
+    base: int
+
+
+@attrs.define
+class _Attempt:
+    """What an append sent so far: read by whoever handles its failure."""
+
+    sent: _Sent | None = None
+    seen: list[RecordedEvent] = attrs.field(factory=list)
 
 
 def plan_batch(
@@ -169,7 +152,13 @@ def _append_args(head: int, planned: list[Planned]) -> list[Any]:
         [e.op for e in events],
         [e.unique_id for e in events],
         [e.data for e in events],
+        [e.meta for e in events],
     ]
+
+
+def _planned_rows(sent: _Sent) -> list[tuple[int, NewEvent]]:
+    """The (id, event) rows an append planned to write."""
+    return [row for plan in sent.planned if not isinstance(plan, ConcurrencyError) for row in plan]
 
 
 def _where(filter: EventFilter, args: list[Any]) -> str:
@@ -185,6 +174,22 @@ def _where(filter: EventFilter, args: list[Any]) -> str:
         args.append(filter.object_id)
         clauses.append(f"object_id = ${len(args)}")
     return "".join(f" AND {clause}" for clause in clauses)
+
+
+def _page(where: str, order: str) -> str:
+    """A page of events: those matching `where` in `order` of id, at most $2 of them, and
+    at most PAGE_BYTES of payloads (the first one whatever its size)."""
+    return f"""
+SELECT {_COLUMNS} FROM (
+    SELECT *, sum(octet_length(data::text)) OVER (ORDER BY event_id {order}) AS upto
+      FROM events WHERE {where} ORDER BY event_id {order} LIMIT $2
+) page WHERE upto - octet_length(data::text) < {PAGE_BYTES} ORDER BY event_id {order}
+"""
+
+
+def _more(page: list[RecordedEvent], limit: int) -> bool:
+    """Whether events may follow a page: it is full, by count or by bytes."""
+    return len(page) >= limit or sum(len(event.data) for event in page) >= PAGE_BYTES
 
 
 def _matches_nothing(filter: EventFilter) -> bool:
@@ -266,11 +271,12 @@ class PostgresEventStore:
         # round trip; `pool` (with asyncpg's reset) is for others' sessions (see `pool`).
         self._read_pool = read_pool or pool
         self._dsn = dsn
-        self._written = _Written()
+        self._written = Written()
         # Set while a batch is being committed: its notification may be handled before the
         # commit's own answer, and a subscriber woken by it waits for the batch (see subscribe).
         self._committed: asyncio.Event | None = None
         self._writer_conn: asyncpg.Connection | None = None
+        self._writer_started = datetime.min  # the writer connection's backend start
         self._listener = _Listener(dsn, self._seen_head)
         self._pending: list[_Append] = []
         self._has_pending = asyncio.Event()
@@ -288,7 +294,7 @@ class PostgresEventStore:
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
+            init=json_as_bytes,
             timeout=CONNECT_TIMEOUT,
             server_settings={"application_name": "evenflow"},
         )
@@ -301,7 +307,7 @@ class PostgresEventStore:
                 dsn,
                 min_size=0,
                 max_size=max_size,
-                init=_init_connection,
+                init=json_as_bytes,
                 reset=_keep_session,
                 timeout=CONNECT_TIMEOUT,
                 server_settings={"application_name": "evenflow"},
@@ -351,10 +357,11 @@ class PostgresEventStore:
                     _fail(batch, exc)
 
     def _take_batch(self) -> list[_Append]:
-        size = 0
+        count = size = 0
         for i, member in enumerate(self._pending):
-            size += len(member.events)
-            if size > MAX_BATCH_EVENTS and i > 0:
+            count += len(member.events)
+            size += sum(len(event.data) for event in member.events)
+            if (count > MAX_BATCH_EVENTS or size > MAX_BATCH_BYTES) and i > 0:
                 break
         else:
             i = len(self._pending)
@@ -370,20 +377,30 @@ class PostgresEventStore:
             committed.set()
 
     async def _write_batch(self, batch: list[_Append]) -> None:
+        attempt = _Attempt()
         try:
-            planned, now, base = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
-        except UNAVAILABLE as exc:
-            await self._drop_writer_connection()  # whatever its state, start afresh
-            _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+            planned, now, base = await asyncio.wait_for(
+                self._commit(batch, attempt), APPEND_TIMEOUT
+            )
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            if isinstance(exc, UNAVAILABLE):
+                await self._drop_writer_connection()  # whatever its state, start afresh
+            if attempt.sent is not None and in_doubt(exc):
+                await self._settle_in_doubt(batch, attempt.sent, exc)
+            elif isinstance(exc, UNAVAILABLE):
+                _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+            elif len(batch) == 1:
+                _fail(batch, refusal(exc))
+            else:
+                # One member's bad data must not fail the others: write them one by one.
+                for member in batch:
+                    await self._write_batch([member])
             return
-        except asyncpg.PostgresError as exc:
-            if len(batch) == 1:
-                _fail(batch, ValueError(f"the event log refused the events: {exc}"))
-                return
-            # One member's bad data must not fail the others: write them one by one.
-            for member in batch:
-                await self._write_batch([member])
-            return
+        self._deliver(batch, planned, now, base)
+
+    def _deliver(
+        self, batch: list[_Append], planned: list[Planned], now: datetime, base: int
+    ) -> None:
         written: list[RecordedEvent] = []
         for member, plan in zip(batch, planned, strict=True):
             if isinstance(plan, ConcurrencyError):
@@ -395,20 +412,42 @@ class PostgresEventStore:
             if not member.future.done():  # else the caller went away; the events are written
                 member.future.set_result(records)
         if written:
+            self._seen_head(written[-1].id)
             self._written.add(base, written)
 
-    async def _commit(self, batch: list[_Append]) -> tuple[list[Planned], datetime, int]:
+    async def _settle_in_doubt(self, batch: list[_Append], sent: _Sent, exc: BaseException) -> None:
+        """Answer a batch whose commit went unanswered: as written if it committed, as
+        unavailable if it provably did not, else with OutcomeUnknownError."""
+        try:
+            when = await committed_at(self._dsn, sent.pid, sent.started_before, _planned_rows(sent))
+        except OutcomeUnknownError as unknown:
+            logger.warning("an append's outcome is unknown: %s (after %r)", unknown, exc)
+            _fail(batch, unknown)
+            return
+        if when is None:
+            _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+        else:
+            logger.warning("an append committed although its answer was lost (%r)", exc)
+            self._deliver(batch, sent.planned, when, sent.base)
+
+    async def _commit(
+        self, batch: list[_Append], attempt: _Attempt
+    ) -> tuple[list[Planned], datetime, int]:
         """Write a batch; returns its plan, commit time and the head it was planned against.
 
         First optimistically, in one round trip, against the head we last saw; if the log
         moved (another process wrote) or a unique id turned out to be used, once more
         inside a transaction that takes the lock before planning, which cannot miss.
+        `attempt.sent` is set while a commit is under way.
         """
         members = [(m.events, m.expected) for m in batch]
-        conn = await self._writer_connection()
+        conn, started = await self._writer_connection()
+        pid = conn.get_server_pid()
         base = self._head_hint
         planned = plan_batch(members, base, set())
+        attempt.sent = _Sent(pid, started, planned, base)  # one statement: it commits as it ends
         head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
+        attempt.sent = None
         if not written:
             unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
             async with conn.transaction():
@@ -416,6 +455,8 @@ class PostgresEventStore:
                 planned = plan_batch(members, base, set(taken))
                 head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
                 assert written, "the append lock is held, so the plan cannot be stale"
+                attempt.sent = _Sent(pid, started, planned, base)  # COMMIT, as the block ends
+            attempt.sent = None
         last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
         self._seen_head(last[-1] if last else head)
         return planned, now, base
@@ -426,14 +467,27 @@ class PostgresEventStore:
         """See EventStore.append_after: one transaction holding the table lock that orders
         every append (evenflow_lock_head), on a connection of the pool; the group-committed
         appends of this process wait for it like those of any other."""
+        attempt = _Attempt()
         try:
             seen, written, base = await asyncio.wait_for(
-                self._append_after(after, decide), APPEND_TIMEOUT
+                self._append_after(after, decide, attempt), APPEND_TIMEOUT
             )
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
-        except asyncpg.PostgresError as exc:
-            raise ValueError(f"the event log refused the events: {exc}") from exc
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            if attempt.sent is not None and in_doubt(exc):
+                seen, sent = attempt.seen, attempt.sent
+                when = await committed_at(
+                    self._dsn, sent.pid, sent.started_before, _planned_rows(sent)
+                )
+                if when is None:
+                    raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+                (plan,) = sent.planned
+                assert not isinstance(plan, ConcurrencyError)
+                written = [RecordedEvent.of(e, i, when) for i, e in plan]
+                base = sent.base
+            elif isinstance(exc, UNAVAILABLE):
+                raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            else:
+                raise refusal(exc) from exc
         if written:
             self._seen_head(written[-1].id)
             self._written.add(base, written)
@@ -442,12 +496,15 @@ class PostgresEventStore:
         return seen, written
 
     async def _append_after(
-        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+        self,
+        after: int,
+        decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]],
+        attempt: _Attempt,
     ) -> tuple[list[RecordedEvent], list[RecordedEvent], int]:
         async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
-            head, _, _ = await conn.fetchrow(_LOCK_HEAD, [])
+            head, locked_at, _ = await conn.fetchrow(_LOCK_HEAD, [])
             rows = await conn.fetch(_BETWEEN, after, head)
-            seen = [RecordedEvent._make(row) for row in rows]
+            seen = attempt.seen = [RecordedEvent._make(row) for row in rows]
             events = decide(seen)
             if not events:
                 return seen, [], head
@@ -457,22 +514,31 @@ class PostgresEventStore:
             planned = plan_batch([(events, None)], head, set(taken))
             _, now, _, written = await conn.fetchrow(_APPEND, *_append_args(head, planned))
             assert written, "the append lock is held, so the plan cannot be stale"
+            # COMMIT, as the block ends: this session started before it took the lock.
+            attempt.sent = _Sent(conn.get_server_pid(), locked_at, planned, head)
         (plan,) = planned
         assert not isinstance(plan, ConcurrencyError)
         return seen, [RecordedEvent.of(e, i, now) for i, e in plan], head
 
-    async def _writer_connection(self) -> asyncpg.Connection:
-        """The writer's own connection: not pooled, so no reset query runs after each batch."""
+    async def _writer_connection(self) -> tuple[asyncpg.Connection, datetime]:
+        """The writer's own connection (not pooled, so no reset query runs after each
+        batch), and when its backend started."""
         if self._writer_conn is None or self._writer_conn.is_closed():
-            self._writer_conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
-            await _init_connection(self._writer_conn)
-        return self._writer_conn
+            conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT)
+            try:
+                await json_as_bytes(conn)
+                self._writer_started = await conn.fetchval(_BACKEND_START)
+            except BaseException:
+                conn.terminate()
+                raise
+            self._writer_conn = conn
+        return self._writer_conn, self._writer_started
 
     async def _drop_writer_connection(self) -> None:
         conn, self._writer_conn = self._writer_conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=1)
+            # Closed at once: a graceful close would wait on a database that may not answer.
+            conn.terminate()
 
     def _seen_head(self, head: int) -> None:
         self._head_hint = max(self._head_hint, head)
@@ -514,11 +580,7 @@ class PostgresEventStore:
             args.append(until)
             bound = f" AND event_id <= ${len(args)}"
         where = _where(filter, args)
-        sql = (
-            f"SELECT {_COLUMNS} FROM events WHERE event_id > $1{bound}{where} "
-            "ORDER BY event_id LIMIT $2"
-        )
-        return await self._fetch(sql, *args)
+        return await self._fetch(_page(f"event_id > $1{bound}{where}", "ASC"), *args)
 
     async def read(
         self,
@@ -532,7 +594,7 @@ class PostgresEventStore:
             page = await self.read_page(after, page_size, until=until, filter=filter)
             for event in page:
                 yield event
-            if len(page) < page_size:
+            if not _more(page, page_size):
                 return
             after = page[-1].id
 
@@ -555,14 +617,10 @@ class PostgresEventStore:
                 args.append(before_id)
                 bound = f" AND event_id < ${len(args)}"
             where = _where(filter, args)
-            sql = (
-                f"SELECT {_COLUMNS} FROM events WHERE event_id > $1{bound}{where} "
-                "ORDER BY event_id DESC LIMIT $2"
-            )
-            page = await self._fetch(sql, *args)
+            page = await self._fetch(_page(f"event_id > $1{bound}{where}", "DESC"), *args)
             for event in page:
                 yield event
-            if len(page) < limit:
+            if not _more(page, limit):
                 return
             before_id = page[-1].id
             if remaining is not None:
@@ -599,7 +657,7 @@ class PostgresEventStore:
                 more = False
                 if page is None:
                     page = await self.read_page(cursor, PAGE_SIZE, until=head, filter=filter)
-                    more = len(page) == PAGE_SIZE
+                    more = _more(page, PAGE_SIZE)
                 else:
                     if page:
                         # Our own append: its caller's wake-up is queued already; it runs
@@ -639,7 +697,10 @@ class PostgresEventStore:
             self._closing = True
             self._has_pending.set()
             await self._writer
-        await self._drop_writer_connection()
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=1)
         await self._listener.close()
         await self._pool.close()
         if self._read_pool is not self._pool:

@@ -18,7 +18,10 @@ class NewEvent:
     app_id: str | None  # canonical dashed lower-case uuid, or None
     data: bytes  # Flynn's wire payload, already JSON-encoded
     op: str | None = None  # "op_create" | "op_update" | None (stored, never serialized)
-    unique_id: str | None = None  # idempotency key: a second event with it is not written
+    unique_id: str | None = None  # Flynn's dedupe key: a second event with it is not written
+    # What the write carried besides its events, a JSON object (the request's
+    # Idempotency-Key, see projections.idempotency), or None; Flynn's envelope has no such field.
+    meta: bytes | None = None
 
 
 class RecordedEvent(NamedTuple):
@@ -37,6 +40,7 @@ class RecordedEvent(NamedTuple):
     unique_id: str | None
     data: bytes
     created_at: datetime
+    meta: bytes | None = None
 
     @classmethod
     def of(cls, event: NewEvent, event_id: int, created_at: datetime) -> RecordedEvent:
@@ -50,6 +54,7 @@ class RecordedEvent(NamedTuple):
             event.unique_id,
             event.data,
             created_at,
+            event.meta,
         )
 
 

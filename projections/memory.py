@@ -25,10 +25,16 @@ from eventstore.events import (
 from eventstore.objects import App, Artifact, Release
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
+from projections import idempotency
 from projections.state import State, apply, find_app, find_provider
 
 T = TypeVar("T")
 APPLY_BATCH = 2000
+#: Bytes of encoded objects kept (see encode): above it the cache starts over, which also
+#: lets go of the encodings of objects replaced or deleted since.
+ENCODED_BYTES = 64 * 1024 * 1024
+#: Bytes of encoded lists kept (see cached_list); a longer list is encoded every time.
+LISTS_BYTES = 32 * 1024 * 1024
 
 
 class Follower(Protocol):
@@ -93,6 +99,7 @@ class MemoryReadModel:
         self.generation = 0  # bumped on every applied batch: list caches key on it
         self._changed = asyncio.Event()
         self._encoded: dict[Any, tuple[object, bytes]] = {}
+        self._encoded_bytes = 0  # bytes put into _encoded since it last started over
         self._lists: dict[str, tuple[int, bytes]] = {}
         self._followers: list[Follower] = []
 
@@ -121,11 +128,15 @@ class MemoryReadModel:
                 attribute = _PAYLOAD_IS_OBJECT.get(type(event))
                 if attribute is not None:
                     obj = getattr(event, attribute)
-                    self._encoded[(type(obj), obj.id)] = (obj, record.data)
+                    self._keep_encoded((type(obj), obj.id), obj, record.data)
             apply(state, event, record.created_at)
+            if record.meta is not None:
+                idempotency.fold(state.idempotency, record)
             last_id = record.id
             applied.append((record, event))
         self.last_id = last_id
+        if applied and state.idempotency:
+            idempotency.forget_before(state.idempotency, applied[-1][0].created_at)
         if applied:
             self.generation += 1
             self._changed.set()
@@ -188,8 +199,15 @@ class MemoryReadModel:
         if cached is not None and cached[0] is obj:
             return cached[1]
         data = compact(orjson.dumps(obj.to_json()))  # kept: see compact
-        self._encoded[key] = (obj, data)
+        self._keep_encoded(key, obj, data)
         return data
+
+    def _keep_encoded(self, key: Any, obj: object, data: bytes) -> None:
+        self._encoded_bytes += len(data)
+        if self._encoded_bytes > ENCODED_BYTES:
+            self._encoded.clear()
+            self._encoded_bytes = len(data)
+        self._encoded[key] = (obj, data)
 
     def encode_list(self, objects: Sequence[Any]) -> bytes:
         return b"[" + b",".join(self.encode(obj) for obj in objects) + b"]"
@@ -200,7 +218,10 @@ class MemoryReadModel:
         if cached is not None and cached[0] == self.generation:
             return cached[1]
         data = self.encode_list(build())
-        self._lists[name] = (self.generation, data)
+        if len(data) + sum(len(body) for _, body in self._lists.values()) > LISTS_BYTES:
+            self._lists.clear()
+        if len(data) <= LISTS_BYTES:
+            self._lists[name] = (self.generation, data)
         return data
 
     # -- queries -------------------------------------------------------------------------

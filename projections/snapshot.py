@@ -32,6 +32,7 @@ import attrs
 
 from eventstore import events, objects
 from eventstore.record import RecordedEvent
+from projections import idempotency
 from projections import state as state_module
 from projections.memory import MemoryReadModel
 from projections.state import DeploymentProgress, State
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 def _fingerprint() -> str:
     digest = hashlib.sha256(f"{sys.version}|{attrs.__version__}".encode())
-    for module in (objects, events, state_module, sys.modules[__name__]):
+    for module in (objects, events, state_module, idempotency, sys.modules[__name__]):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -12,8 +12,11 @@ from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.sql import PositionMovedBackError, SqlReadModel, decoded
 
-#: Events applied in one transaction, at most.
+#: Events applied in one transaction, at most ...
 BATCH_SIZE = 5_000
+#: ... and bytes of their payloads (one event at least): a batch is held decoded, and the
+#: reader reads ahead by two of them.
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 class SqlProjector:
@@ -93,16 +96,19 @@ async def batches(
     batch, so reading and decoding the log overlap with writing the tables. (A deque and
     two flags rather than an asyncio.Queue: this runs once per event.)
     """
-    ready: collections.deque[T] = collections.deque()
+    ready: collections.deque[tuple[T, int]] = collections.deque()  # (item, payload bytes)
+    held = 0  # payload bytes in `ready`
     ended: list[Exception | None] = []  # [None] once the records ran out, [error] if they broke
     has_items, has_room = asyncio.Event(), asyncio.Event()
 
     async def pump() -> None:
+        nonlocal held
         try:
             async for record in records:
-                ready.append(convert(record))
+                ready.append((convert(record), len(record.data)))
+                held += len(record.data)
                 has_items.set()
-                if len(ready) >= 2 * size:
+                if len(ready) >= 2 * size or held >= 2 * BATCH_BYTES:
                     has_room.clear()
                     await has_room.wait()
             ended.append(None)
@@ -121,7 +127,13 @@ async def batches(
                 has_items.clear()
                 await has_items.wait()
             if ready:
-                batch = [ready.popleft() for _ in range(min(size, len(ready)))]
+                batch: list[T] = []
+                taken = 0
+                while ready and len(batch) < size and (not batch or taken < BATCH_BYTES):
+                    item, item_bytes = ready.popleft()
+                    batch.append(item)
+                    taken += item_bytes
+                held -= taken
                 has_room.set()
                 yield batch
             elif ended[0] is not None:

@@ -9,6 +9,7 @@ Flynn's SQL does, so nothing here depends on dict order.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -47,6 +48,7 @@ from eventstore.objects import (
     Resource,
     Route,
 )
+from projections.idempotency import IdempotencyIndex
 
 _MISSING: Any = object()
 Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
@@ -103,6 +105,9 @@ class State:
     http_routes: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (domain, path) -> id
     tcp_routes: dict[int, str] = attrs.field(factory=dict)  # port -> id
     domain_migrations: dict[str, DomainMigration] = attrs.field(factory=dict)
+    # Idempotency-Keys recorded lately (projections.idempotency); kept by the read model's
+    # fold of records, not by apply: a key is in an event's meta, not in the event.
+    idempotency: IdempotencyIndex = attrs.field(factory=OrderedDict)
     # (container, key, previous value or _MISSING), newest last; None when not recording.
     journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
 

@@ -61,21 +61,25 @@ def format_created_at(moment: datetime) -> str:
 
 
 def encode_line(record: RecordedEvent) -> bytes:
-    """One event as a JSON line; the payload is embedded byte for byte."""
-    return orjson.dumps(
-        {
-            "id": record.id,
-            "type": record.type,
-            "object_type": record.object_type,
-            "object_id": record.object_id,
-            "app_id": record.app_id,
-            "op": record.op,
-            "unique_id": record.unique_id,
-            "data": orjson.Fragment(record.data),
-            "created_at": format_created_at(record.created_at),
-        },
-        option=orjson.OPT_APPEND_NEWLINE,
-    )
+    """One event as a JSON line; the payload is embedded byte for byte.
+
+    `meta` (only when the event has one: a line without it is as older backups have it)
+    is a JSON string holding the meta's text, so that `,"data":` can only be the payload's.
+    """
+    doc: dict[str, object] = {
+        "id": record.id,
+        "type": record.type,
+        "object_type": record.object_type,
+        "object_id": record.object_id,
+        "app_id": record.app_id,
+        "op": record.op,
+        "unique_id": record.unique_id,
+    }
+    if record.meta is not None:
+        doc["meta"] = record.meta.decode()
+    doc["data"] = orjson.Fragment(record.data)
+    doc["created_at"] = format_created_at(record.created_at)
+    return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def decode_line(line: bytes) -> RecordedEvent:
@@ -88,6 +92,7 @@ def decode_line(line: bytes) -> RecordedEvent:
         if body[len(body) - len(_TIME_SUFFIX) : -29] != _TIME_KEY:
             raise ValueError("created_at is not the last field")
         created_at = datetime.fromisoformat(body[-29:-2].decode())
+        meta = head.get("meta")
         return RecordedEvent(
             head["id"],
             head["type"],
@@ -98,8 +103,9 @@ def decode_line(line: bytes) -> RecordedEvent:
             head["unique_id"],
             data,
             created_at,
+            None if meta is None else meta.encode(),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArchiveError(f"malformed event line: {line[:120]!r}") from exc
 
 

@@ -32,6 +32,7 @@ COLUMNS = [
     "unique_id",
     "data",
     "created_at",
+    "meta",
 ]
 
 

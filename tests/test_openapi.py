@@ -53,10 +53,10 @@ def test_body_schemas_are_the_files_of_schemas(app: Any):
     components = build_document(app.router)["components"]["schemas"]
     release = json.loads(resources.files("schemas").joinpath("release.json").read_text())
     assert components["release"]["properties"].keys() == release["properties"].keys()
-    assert components["release"]["properties"]["meta"] == {
-        "$ref": "#/components/schemas/release.string_map"
+    assert components["release"]["properties"]["env"] == {
+        "$ref": "#/components/schemas/release.env"
     }
-    assert components["release.string_map"] == release["definitions"]["string_map"]
+    assert components["release.env"] == release["definitions"]["env"]
     assert "$schema" not in components["release"] and "definitions" not in components["release"]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from commands.errors import NotFoundError
+from commands.errors import NotFoundError, ValidationError
 from controller import keys
 from eventstore.codec import decode
 from eventstore.events import (
@@ -26,6 +28,7 @@ from eventstore.events import (
 )
 from eventstore.objects import App
 from eventstore.record import RecordedEvent
+from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
 from projections.state import canonical_uuid
 
@@ -79,8 +82,40 @@ def model(request: web.Request) -> MemoryReadModel:
     return request.app[keys.READ_MODEL]
 
 
+#: The request header that makes a write idempotent (see README, "Idempotent writes").
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
+#: Set once a request's Idempotency-Key went with a command: it goes with one only.
+_KEY_USED = web.RequestKey("evenflow_idempotency_key_used", bool)
+
+
 async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
-    return await request.app[keys.DISPATCHER].handle(command)
+    """Decide and record `command`; its recorded events (for a retry of a write sent with an
+    Idempotency-Key, those the first attempt recorded).
+
+    The key goes with the request's first command only: a second one (a clean-up after the
+    first failed) is not what the key names.
+    """
+    idempotency = None
+    if not request.get(_KEY_USED):
+        idempotency = await request_idempotency(request)
+        request[_KEY_USED] = True
+    return await request.app[keys.DISPATCHER].handle(command, idempotency)
+
+
+async def request_idempotency(request: web.Request) -> Idempotency | None:
+    """The request's Idempotency-Key (1 to 255 printable ASCII characters) and what
+    identifies the request: method, path and the SHA-256 of its body."""
+    values = request.headers.getall(IDEMPOTENCY_KEY, [])
+    if not values:
+        return None
+    if len(values) > 1 or not _PRINTABLE_ASCII.fullmatch(values[0]):
+        raise ValidationError(
+            IDEMPOTENCY_KEY, "must be one header of 1 to 255 printable ASCII characters"
+        )
+    body = await request.read()  # read already: aiohttp keeps it
+    digest = hashlib.sha256(body).hexdigest()
+    return Idempotency(values[0], (request.method, request.path, digest))
 
 
 # A write answers from the events it recorded, never by reading its object back: by then

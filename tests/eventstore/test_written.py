@@ -3,8 +3,8 @@ when a chain of this store's batches covers them all."""
 
 from datetime import UTC, datetime
 
-from eventstore.postgres import _Written
 from eventstore.record import RecordedEvent
+from eventstore.written import Written
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ def ids(records: list[RecordedEvent] | None) -> list[int] | None:
 
 
 def test_a_chain_of_own_batches_is_served_from_memory() -> None:
-    written = _Written()
+    written = Written()
     written.add(10, batch(11, 12))
     written.add(12, batch(13, 15))
     assert ids(written.between(10, 15)) == [11, 12, 13, 14, 15]
@@ -31,7 +31,7 @@ def test_a_chain_of_own_batches_is_served_from_memory() -> None:
 
 
 def test_a_gap_or_an_unknown_start_means_reading_the_log() -> None:
-    written = _Written()
+    written = Written()
     written.add(10, batch(11, 12))
     written.add(13, batch(14, 15))  # event 13 came from another process
     assert written.between(10, 15) is None
@@ -41,7 +41,7 @@ def test_a_gap_or_an_unknown_start_means_reading_the_log() -> None:
 
 
 def test_old_batches_are_forgotten_beyond_the_limit() -> None:
-    written = _Written(limit=4)
+    written = Written(limit=4)
     written.add(0, batch(1, 2))
     written.add(2, batch(3, 4))
     written.add(4, batch(5, 6))

@@ -198,7 +198,8 @@ async def test_one_write_to_a_stream_holds_about_write_bytes_whatever_the_frames
     from eventstore.record import ALL_EVENTS, NewEvent
 
     store = InMemoryEventStore()
-    broadcaster = Broadcaster(store)
+    # A window that holds all of them (frames and payloads, about 40 MiB): served from memory.
+    broadcaster = Broadcaster(store, window_bytes=64 * 1024 * 1024)
     await broadcaster.start()
     try:
         for size in (100, 40_000, 400_000):

@@ -37,6 +37,7 @@ records = st.builds(
     st.none() | texts,
     payloads,
     moments,
+    st.none() | st.dictionaries(texts, json_values, max_size=3).map(orjson.dumps),
 )
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
