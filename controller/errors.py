@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 from commands.errors import (
     AlreadyExistsError,
@@ -17,6 +18,12 @@ from commands.errors import (
     UpstreamError,
     ValidationError,
 )
+
+#: Seconds a 503 asks the client to wait before it retries (its Retry-After header).
+RETRY_AFTER = 1
+#: A 503 always says why; this when the error itself had nothing to say.
+UNAVAILABLE_MESSAGE = "the service is unavailable; retry later"
+
 
 # Flynn: pkg/httphelper/httphelper.go errorResponseCodes.
 ERROR_STATUS: dict[type[DomainError], tuple[int, str, bool]] = {
@@ -43,6 +50,7 @@ def describe(error: DomainError) -> tuple[int, bytes]:
     """Status and body for a domain error."""
     status, code, retry = ERROR_STATUS[type(error)]
     detail: Any = None
+    message = error.message
     if isinstance(error, ValidationError):
         detail = (
             error.detail
@@ -51,4 +59,14 @@ def describe(error: DomainError) -> tuple[int, bytes]:
         )
     elif isinstance(error, ConflictError):
         detail, retry = error.detail, error.retry
-    return status, error_document(code, error.message, detail, retry)
+    elif status == 503:
+        message = message.strip() or UNAVAILABLE_MESSAGE
+    return status, error_document(code, message, detail, retry)
+
+
+def error_response(status: int, body: bytes) -> web.Response:
+    """An error document as the answer. Every 503 says when to retry (Retry-After)."""
+    response = web.Response(status=status, body=body, content_type="application/json")
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response

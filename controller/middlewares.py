@@ -15,7 +15,7 @@ from aiohttp import web
 
 from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
-from controller.errors import describe, error_document
+from controller.errors import describe, error_document, error_response
 from eventstore.store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -81,16 +81,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except NotFoundError:
         return not_found_response()
     except DomainError as error:
-        status, body = describe(error)
-        return web.Response(status=status, body=body, content_type="application/json")
+        return error_response(*describe(error))
     except StoreUnavailableError as error:  # a read of the log while the database is away
-        status, body = describe(UnavailableError(str(error)))
-        return web.Response(status=status, body=body, content_type="application/json")
+        return error_response(*describe(UnavailableError(str(error))))
     except web.HTTPNotFound:
         return web.Response(status=404, text="404 page not found")
     except web.HTTPRequestEntityTooLarge as error:
         body = error_document("request_body_too_big", error.text or "Request body too large")
-        return web.Response(status=413, body=body, content_type="application/json")
+        return error_response(413, body)
     except web.HTTPMethodNotAllowed as error:
         return web.Response(
             status=405, text="Method Not Allowed", headers={"Allow": error.headers["Allow"]}
@@ -99,8 +97,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        body = error_document("unknown_error", "Something went wrong")
-        return web.Response(status=500, body=body, content_type="application/json")
+        return error_response(500, error_document("unknown_error", "Something went wrong"))
 
 
 def basic_password(request: web.Request) -> str:

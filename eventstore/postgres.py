@@ -68,6 +68,15 @@ _GET = f"SELECT {_COLUMNS} FROM events WHERE event_id = $1"
 _BETWEEN = f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $2 ORDER BY event_id"
 
 
+def _unavailable(exc: BaseException) -> StoreUnavailableError:
+    """The error for a database that cannot be reached now, saying why (a timeout says
+    nothing by itself)."""
+    reason = str(exc) or (
+        "the database did not answer in time" if isinstance(exc, TimeoutError) else repr(exc)
+    )
+    return StoreUnavailableError(f"the event log is unavailable: {reason}")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Payloads stay bytes both ways: json's binary wire format is its text, so nothing is
     # parsed or re-encoded on the way in or out.
@@ -374,7 +383,7 @@ class PostgresEventStore:
             planned, now, base = await asyncio.wait_for(self._commit(batch), APPEND_TIMEOUT)
         except UNAVAILABLE as exc:
             await self._drop_writer_connection()  # whatever its state, start afresh
-            _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+            _fail(batch, _unavailable(exc))
             return
         except asyncpg.PostgresError as exc:
             if len(batch) == 1:
@@ -431,7 +440,7 @@ class PostgresEventStore:
                 self._append_after(after, decide), APPEND_TIMEOUT
             )
         except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         except asyncpg.PostgresError as exc:
             raise ValueError(f"the event log refused the events: {exc}") from exc
         if written:
@@ -484,7 +493,7 @@ class PostgresEventStore:
             async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 rows = await conn.fetch(sql, *args)
         except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         make = RecordedEvent._make
         return [make(row) for row in rows]
 
@@ -493,7 +502,7 @@ class PostgresEventStore:
             async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 head: int = await conn.fetchval(_LAST_ID)
         except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         return head
 
     async def get(self, event_id: int) -> RecordedEvent | None:
