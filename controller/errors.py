@@ -25,11 +25,16 @@ RETRY_AFTER = 1
 UNAVAILABLE_MESSAGE = "the service is unavailable; retry later"
 
 
+class RequestTimeoutError(DomainError):
+    """The request's body did not arrive in time (BODY_TIMEOUT): 408."""
+
+
 # Flynn: pkg/httphelper/httphelper.go errorResponseCodes.
 ERROR_STATUS: dict[type[DomainError], tuple[int, str, bool]] = {
     ValidationError: (400, "validation_error", False),
     JSONSyntaxError: (400, "syntax_error", False),
     NotFoundError: (404, "object_not_found", False),
+    RequestTimeoutError: (408, "request_timeout", False),
     AlreadyExistsError: (409, "object_exists", False),
     ConflictError: (409, "conflict", False),
     PreconditionFailedError: (412, "precondition_failed", False),
@@ -65,8 +70,12 @@ def describe(error: DomainError) -> tuple[int, bytes]:
 
 
 def error_response(status: int, body: bytes) -> web.Response:
-    """An error document as the answer. Every 503 says when to retry (Retry-After)."""
+    """An error document as the answer. Every 503 says when to retry (Retry-After); a 408 or
+    413 closes the connection, whose unread body would otherwise be read as the next request
+    or waited for."""
     response = web.Response(status=status, body=body, content_type="application/json")
     if status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER)
+    elif status in (408, 413):
+        response.force_close()
     return response

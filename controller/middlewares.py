@@ -1,6 +1,6 @@
-"""Middlewares: errors -> Flynn's documents (outermost), then CORS preflights and
-authentication (one middleware: each layer costs a coroutine per request, and a small GET
-spends about as much in the middlewares as in its handler)."""
+"""Middlewares: errors -> Flynn's documents (outermost), then CORS preflights, bodies too
+large and authentication (one middleware: each layer costs a coroutine per request, and a
+small GET spends about as much in the middlewares as in its handler)."""
 
 from __future__ import annotations
 
@@ -156,10 +156,24 @@ def authorized(request: web.Request) -> bool:
     return True
 
 
+def too_big(request: web.Request) -> web.Response | None:
+    """A 413 for a body announced larger than MAX_BODY_SIZE, before any of it is read."""
+    length = request.content_length
+    if length is None:
+        return None
+    limit = request.app[keys.SETTINGS].max_body_size
+    if length <= limit:
+        return None
+    message = f"request body of {length} bytes is over the limit of {limit} (MAX_BODY_SIZE)"
+    return error_response(413, error_document("request_body_too_big", message))
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS preflights, then authentication."""
+    """CORS preflights, bodies announced too large, then authentication."""
     answer = preflight(request)
+    if answer is None:
+        answer = too_big(request)
     if answer is not None:
         return answer
     if authorized(request):

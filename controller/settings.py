@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -31,6 +32,21 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise SystemExit(f"{name} must be a number of seconds, got {value!r}") from None
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    # 0 would turn a timeout off: a slow client could then hold a connection for ever.
+    value = _seconds(env, name, default)
+    if not (value > 0 and math.isfinite(value)):
+        raise SystemExit(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SystemExit(f"{name} must be 0 or more, got {value}")
+    return value
 
 
 def _backoff(env: dict[str, str]) -> tuple[float, float, float]:
@@ -78,6 +94,11 @@ class Settings:
     max_body_size: int = 10 * 1024 * 1024
     max_streams: int = 10_000  # streaming responses open at once; one more is a 503
     provider_timeout: float = 30.0
+    # -- the HTTP edge (controller/connections.py) --
+    header_timeout: float = 10.0  # seconds to send a request's head (and idle keep-alive)
+    body_timeout: float = 60.0  # seconds to send a request's body once its head is in
+    max_connections: int = 0  # open connections per process; 0: from RLIMIT_NOFILE
+    max_connections_per_client: int = 256  # from one IPv4 address or IPv6 /64; 0: no cap
     tls_cert: str | None = None
     tls_key: str | None = None
     # This controller's host id: one-off jobs are "<host_id>-<uuid>" (no "-" in it).
@@ -107,6 +128,10 @@ class Settings:
             data_dir=Path(env.get("EVENFLOW_DATA_DIR") or ".evenflow"),
             max_body_size=_int(env, "MAX_BODY_SIZE", 10 * 1024 * 1024),
             max_streams=_int(env, "MAX_STREAMS", 10_000),
+            header_timeout=_positive(env, "HEADER_TIMEOUT", 10.0),
+            body_timeout=_positive(env, "BODY_TIMEOUT", 60.0),
+            max_connections=_count(env, "MAX_CONNECTIONS", 0),
+            max_connections_per_client=_count(env, "MAX_CONNECTIONS_PER_CLIENT", 256),
             tls_cert=_tls_pair(env)[0],
             tls_key=_tls_pair(env)[1],
             host_id=(env.get("HOST_ID") or "host").replace("-", ""),
