@@ -15,6 +15,7 @@ from aiohttp import web
 
 from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
+from controller.cors import preflight
 from controller.errors import describe, error_document, error_response
 from eventstore.store import StoreUnavailableError
 
@@ -22,51 +23,9 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Flynn: pkg/httphelper CORSAllowAll.
-CORS_HEADERS = {
-    "Access-Control-Allow-Credentials": "true",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, HEAD",
-    "Access-Control-Allow-Headers": (
-        "Auth-Key, Authorization, Accept, Content-Type, If-Match, If-None-Match, X-GRPC-Web, "
-        "Last-Event-Id"
-    ),
-    "Access-Control-Expose-Headers": "ETag, Content-Disposition",
-    "Access-Control-Max-Age": "3600",
-}
-
 #: Paths anyone may GET without a key (Flynn: controller.go muxHandler). /ca-cert only
 #: when no password at all is given; a wrong one is still refused.
 OPEN_PATHS = frozenset({"/ping"})
-
-
-def _cors(response: web.StreamResponse, origin: str) -> None:
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Vary"] = "Origin"
-    for name, value in CORS_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
-def preflight(request: web.Request) -> web.Response | None:
-    """The answer to a CORS preflight (before authentication), None for other requests.
-
-    Other responses get their CORS headers in add_cors_headers, as streams send their
-    headers before the handler returns.
-    """
-    if request.method != "OPTIONS":
-        return None
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return None
-    response = web.Response(status=200)
-    _cors(response, origin)
-    return response
-
-
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response to a browser request carries CORS headers."""
-    origin = request.headers.get("Origin")
-    if origin:
-        _cors(response, origin)
 
 
 def not_found_response() -> web.Response:
