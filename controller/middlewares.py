@@ -9,6 +9,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -26,6 +27,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths anyone may GET without a key (Flynn: controller.go muxHandler). /ca-cert only
 #: when no password at all is given; a wrong one is still refused.
 OPEN_PATHS = frozenset({"/ping"})
+#: Where ?key= is accepted, with `Accept: text/event-stream`: the streams a browser's
+#: EventSource opens (it cannot set headers). Also GET /backup (a download link).
+KEY_PARAM_STREAMS = re.compile(r"/events|/formations|/apps/[^/]+/log")
 
 
 def not_found_response() -> web.Response:
@@ -80,9 +84,16 @@ def key_matches(candidate: str, auth_keys: tuple[str, ...]) -> bool:
 
 
 def may_use_key_param(request: web.Request) -> bool:
-    # Flynn: ?key= only for event streams (browsers' EventSource cannot set headers) and
-    # for /backup (a download link).
-    return "text/event-stream" in request.headers.get("Accept", "") or request.path == "/backup"
+    """Whether ?key= may stand for the key: only to read a stream or a backup (Flynn takes it
+    on any request that accepts text/event-stream, writes included)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if request.path == "/backup":
+        return True
+    return (
+        "text/event-stream" in request.headers.get("Accept", "")
+        and KEY_PARAM_STREAMS.fullmatch(request.path) is not None
+    )
 
 
 #: Authorization headers that carried a valid key, by the keys they were checked against:

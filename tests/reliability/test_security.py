@@ -91,12 +91,47 @@ async def test_a_wrong_or_misplaced_key_is_a_401_on_every_route_but_the_open_one
 
 
 async def test_the_key_parameter_works_only_for_streams_and_backups(anonymous: TestClient):
-    """?key= authenticates an event stream or a backup download, nothing else."""
+    """?key= authenticates a GET of an event stream or a backup, nothing else."""
     assert (await anonymous.get(f"/apps?key={KEY}")).status == 401
     assert (await anonymous.post(f"/apps?key={KEY}", json={"name": "x"})).status == 401
     assert (await anonymous.get(f"/backup?key={KEY}")).status == 200
     stream = await anonymous.get(f"/events?key={KEY}", headers={"Accept": "text/event-stream"})
     assert stream.status == 200
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/apps"),
+        ("PUT", "/apps/x/release"),
+        ("DELETE", "/apps/x"),
+        ("POST", "/providers"),
+        ("POST", "/backup"),
+        ("GET", "/apps"),
+        ("GET", "/apps/x/jobs"),
+        ("GET", "/events/1"),
+        ("GET", "/apps/x/log/extra"),
+    ],
+)
+async def test_the_key_parameter_is_no_key_for_writes_nor_other_reads(
+    anonymous: TestClient, method: str, path: str
+):
+    """Even with `Accept: text/event-stream` (Flynn then takes ?key= on any request), a
+    write, or a read that is not a stream or a backup, is a 401 with only ?key=."""
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+    response = await anonymous.request(method, f"{path}?key={KEY}", headers=headers, data=b"{}")
+    assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/events?", "/formations?since=2000-01-01T00:00:00Z&", "/apps/x/log?"]
+)
+async def test_every_stream_takes_the_key_parameter(anonymous: TestClient, path: str):
+    """The event, formation and log streams all take ?key= (a browser's EventSource)."""
+    assert (await anonymous.post("/apps", json={"name": "x"}, headers=AUTH)).status == 200
+    stream = await anonymous.get(f"{path}key={KEY}", headers={"Accept": "text/event-stream"})
+    assert stream.status == 200, path
     stream.close()
 
 
