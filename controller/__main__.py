@@ -17,6 +17,7 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
 from controller import server
+from controller.access_log import hide_keys_in_logs, setup_logging
 from controller.app import create_app
 from controller.backup import backup_database
 from controller.server import SHUTDOWN_TIMEOUT
@@ -112,6 +113,7 @@ def _run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) 
     # under sustained writes the collector took a large share of the time and of p99 (see
     # bench/README.md). The state folded at start-up is frozen (memory.py).
     gc.set_threshold(5_000, 10, 10)
+    hide_keys_in_logs(settings.auth_keys)
     server.run(
         create_app(settings), settings, host, port, ssl_context=ssl_context, reuse_port=reuse_port
     )
@@ -174,10 +176,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     args = parser().parse_args(argv)
     args.func(args)
 

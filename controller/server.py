@@ -57,7 +57,7 @@ async def start(
     """Start the application (its cleanup contexts) and listen on host:port."""
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger,
+        access_log_class=AccessLogger.hiding(settings.auth_keys),
         # Between requests, the wait for the next head: the same bound as for the first.
         keepalive_timeout=settings.header_timeout,
         # A body left unread (a 401, a 413) is read and dropped at most this long.

@@ -168,12 +168,16 @@ def test_keys_are_compared_in_constant_time_against_every_key(
 
 
 def test_the_access_log_redacts_every_spelling_of_the_key_parameter():
-    """?key=, ?KEY=, ?%6Bey= (which the server decodes to key): the value never reaches the log."""
+    """?key=, ?KEY=, ?%6Bey= (which the server decodes to key), and spellings the server
+    would not read (`;key=`, `key%00=`, `key[]=`): the value never reaches the log (more in
+    tests/reliability/test_logs.py)."""
     assert redact("/events?key=s3cr3t&x=1") == "/events?key=[REDACTED]&x=1"
     assert redact("/backup?KEY=s3cr3t") == "/backup?KEY=[REDACTED]"
     assert redact("/events?x=1&%6Bey=s3cr3t#f") == "/events?x=1&%6Bey=[REDACTED]#f"
     assert redact("/events?key=a&key=b") == "/events?key=[REDACTED]&key=[REDACTED]"
-    assert redact("/apps/keyboard?monkey=1") == "/apps/keyboard?monkey=1"
+    assert redact("/apps?x=1;key=s3cr3t") == "/apps?x=1;key=[REDACTED]"
+    assert redact("/apps?key%00=s3cr3t&key[]=s3") == "/apps?key%00=[REDACTED]&key[]=[REDACTED]"
+    assert redact("/apps/keyboard?count=1") == "/apps/keyboard?count=1"
 
 
 @pytest.mark.postgres
