@@ -299,6 +299,32 @@ async def test_a_provider_redirect_is_not_followed(service_client: TestClient):
     assert len(provider.requests) == 1  # asked once, and the redirect not followed
 
 
+class TalkativeProvider(LocalProvider):
+    """A "provider" URL that answers whatever it serves: here a long page, with terminal
+    escapes and a line break, and a 500."""
+
+    PAGE = b"\x1b[31mInternal\nsecret: hunter2 " + b"x" * 4000 + b" end-of-page"
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, body=self.PAGE)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/db", self._any)
+
+
+async def test_a_failing_provider_is_quoted_briefly_and_escaped(service_client: TestClient):
+    """The 502 quotes at most 64 bytes of what the provider URL answered, its control
+    characters escaped: a provider URL cannot relay a page of what it serves to the client."""
+    async with TalkativeProvider() as url:
+        await service_client.post("/providers", json={"name": "chatty", "url": url})
+        response = await service_client.post("/providers/chatty/resources", json={})
+    message = (await response.json())["message"]
+    assert response.status == 502 and message.isprintable(), message
+    quoted = message.partition(f"to POST {url}: ")[2]
+    assert quoted.startswith("\\x1b[31mInternal\\nsecret") and quoted.endswith("…")
+    assert len(quoted.encode()) < 64 + 16 and "end-of-page" not in message
+
+
 # -- TLS -------------------------------------------------------------------------------------
 
 
