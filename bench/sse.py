@@ -212,7 +212,9 @@ async def _measure(
         await (await PostgresEventStore.open(dsn, min_size=1, max_size=1)).close()  # migrate
         with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
             # evenflow() waits for the service with an event loop of its own: in a thread.
-            served = await asyncio.to_thread(stack.enter_context, evenflow(dsn))
+            # One subscriber process holds all the streams: no cap per client address.
+            unlimited = {"MAX_CONNECTIONS_PER_CLIENT": "0"}
+            served = await asyncio.to_thread(stack.enter_context, evenflow(dsn, env=unlimited))
             url, proc = served.url, served.proc
             for round_ in range(plan.runs):
                 for scenario in scenarios:

@@ -15,23 +15,18 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
-import uvloop
-from aiohttp import web
 
-from controller.access_log import AccessLogger
+from controller import server
+from controller.access_log import hide_keys_in_logs, setup_logging
 from controller.app import create_app
 from controller.backup import backup_database
+from controller.server import SHUTDOWN_TIMEOUT
 from controller.settings import Settings
 from controller.workers import Supervisor, exit_when_orphaned, worker_argv
 from localpg import LocalPG, ensure_database
 from replay.cli import add_parser as add_replay_parser
 
 logger = logging.getLogger("evenflow")
-
-#: Seconds in-flight requests get to finish after SIGTERM/SIGINT (streams are closed at once).
-#: aiohttp then cancels the ones left and waits as long again, so a request that never ends
-#: holds the exit for twice this, plus the clean-up: under 10 s.
-SHUTDOWN_TIMEOUT = 3.5
 
 
 def auth_keys(settings: Settings) -> Settings:
@@ -114,24 +109,13 @@ def _run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) 
 
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    # Young collections every 5,000 new containers, not 700: a request allocates dozens,
-    # and under sustained writes the collector took a tenth of the time (POST /apps x64,
-    # 3 interleaved runs: 700 -> 4,060 req/s, p99 115 ms; 5,000 -> 4,890, p99 33 ms; GETs
-    # unchanged). 20,000 was no better for writes and slowed GETs (the young generation's
-    # garbage no longer fits the caches). The state folded at start-up is frozen (memory.py).
+    # Young collections every 5,000 new containers, not 700: a request allocates dozens, and
+    # under sustained writes the collector took a large share of the time and of p99 (see
+    # bench/README.md). The state folded at start-up is frozen (memory.py).
     gc.set_threshold(5_000, 10, 10)
-    web.run_app(
-        create_app(settings),
-        host=host,
-        port=port,
-        ssl_context=ssl_context,
-        access_log_class=AccessLogger,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        reuse_port=reuse_port or None,
-        print=lambda text: logger.info("%s", text.strip()),
-        # uvloop: A/B against asyncio's loop, POST /apps x64 and GET /apps/:id x64 (wrk, 5-7
-        # alternating rounds of 4 s): server CPU per request -8 % and -11..-18 %.
-        loop=uvloop.new_event_loop(),
+    hide_keys_in_logs(settings.auth_keys)
+    server.run(
+        create_app(settings), settings, host, port, ssl_context=ssl_context, reuse_port=reuse_port
     )
 
 
@@ -192,10 +176,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     args = parser().parse_args(argv)
     args.func(args)
 

@@ -1,32 +1,105 @@
-"""The access log: one line per request, with any ?key= credential redacted."""
+"""Log lines from requests: the access log (one line per request, its key redacted), and
+the service log's formatter, which no request can forge a line in nor leak a key through."""
 
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import ClassVar, cast
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDACTED = "[REDACTED]"
+#: Keys shorter than this are not searched for in log lines: replacing every occurrence
+#: of a very short string would garble the log (the parameters are still redacted).
+MIN_HIDDEN_KEY = 8
+#: Where a request target's parameters begin and end: `;` and `#` too, though the server
+#: splits only on `&`, so that a key sent in a form it does not read is not logged either.
+_SEPARATORS = re.compile(r"([?&;#])")
+_NOT_ALNUM = re.compile(r"[\W_]+")
 
 
-def redact(path_qs: str) -> str:
-    """`path_qs` with the value of every `key` parameter replaced by [REDACTED].
+def escape(text: str) -> str:
+    """`text` with every non-printable character (line breaks, escape sequences, bidi
+    controls) written as a Python escape: a logged value stays on its line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
-    Names are compared decoded, as the server reads them: `?%6Bey=` is a key too.
-    """
-    path, question, query = path_qs.partition("?")
-    if not question:
-        return path_qs
-    query, hash_sign, fragment = query.partition("#")
-    parts = query.split("&")
-    for i, part in enumerate(parts):
-        name = part.partition("=")[0]
-        if unquote_plus(name).strip().lower() == "key":
-            parts[i] = f"{name}=[REDACTED]"
-    return f"{path}?{'&'.join(parts)}{hash_sign}{fragment}"
+
+def _decoded(text: str) -> str:
+    """`text` as a reader of the query might see it: percent-decoded (repeatedly, so that a
+    twice-encoded name counts), compatibility-normalized, case-folded."""
+    for _ in range(4):
+        decoded = unquote_plus(text)
+        if decoded == text:
+            break
+        text = decoded
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _mentions_key(parameter: str) -> bool:
+    return "key" in _NOT_ALNUM.sub("", _decoded(parameter))
+
+
+def redact(target: str) -> str:
+    """A request target with the value of every parameter that mentions `key` replaced by
+    [REDACTED]: `key=`, `KEY=`, `%6Bey=`, `key[]=`, `key%00=`, `;key=`, `x=1%26key%3D…`.
+
+    Generous on purpose: a parameter of this API never needs `key` in its name or value to
+    be read in the log, and a key must never be."""
+    if "?" not in target and "#" not in target and ";" not in target:
+        return target
+    pieces = _SEPARATORS.split(target)
+    for i in range(2, len(pieces), 2):  # pieces[0] is the path; odd ones are separators
+        piece = pieces[i]
+        if piece and _mentions_key(piece):
+            name, equals, _ = piece.partition("=")
+            pieces[i] = f"{name}={REDACTED}" if equals else REDACTED
+    return "".join(pieces)
+
+
+def hide_keys(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of a key replaced."""
+    for secret in secrets:
+        if len(secret) >= MIN_HIDDEN_KEY and secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
+    """A request target without any key in it, as sent or percent-encoded (wherever a
+    client put it: the path, a parameter named otherwise)."""
+    target = hide_keys(target, secrets)
+    if "%" not in target and "+" not in target:
+        return target
+    hidden = [s.casefold() for s in secrets if len(s) >= MIN_HIDDEN_KEY]
+    if not any(secret in _decoded(target) for secret in hidden):
+        return target
+    path = target.partition("?")[0]
+    if any(secret in _decoded(path) for secret in hidden):
+        return REDACTED
+    return f"{path}?{REDACTED}"
 
 
 class AccessLogger(AbstractAccessLogger):
+    """The access log: `remote "METHOD target" status bytes time`, the target redacted
+    (`redact`), with no key of `secrets` in it, and escaped."""
+
+    secrets: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def hiding(cls, secrets: Iterable[str]) -> type[AccessLogger]:
+        """An access logger that also keeps these keys out of the log wherever they are
+        (aiohttp makes one per connection from the class: it cannot be given them)."""
+        return cast(type[AccessLogger], type(cls.__name__, (cls,), {"secrets": tuple(secrets)}))
+
     @property
     def enabled(self) -> bool:
         # Read once per connection by aiohttp: below INFO nothing is formatted or timed
@@ -34,12 +107,70 @@ class AccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        target = redact(request.raw_path)
+        if self.secrets:
+            target = hide_keys_in_target(target, self.secrets)
+        line = f'{request.remote} "{request.method} {target}"'
         self.logger.info(
-            '%s "%s %s" %d %d %.2fms',
-            request.remote,
-            request.method,
-            redact(request.path_qs),
-            response.status,
-            response.body_length,
-            time * 1000,
+            "%s %d %d %.2fms", escape(line), response.status, response.body_length, time * 1000
         )
+
+
+class LogFormatter(logging.Formatter):
+    """The service log's lines. A record's message has its control characters escaped, and
+    the lines after its first (a traceback) are indented: only a record starts a line at
+    the left margin. The keys in `secrets` are replaced wherever they appear."""
+
+    def __init__(self, fmt: str = LOG_FORMAT, secrets: Iterable[str] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = tuple(secrets)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape(record.message)
+        return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        first, newline, rest = text.partition("\n")
+        if newline:
+            text = first + "".join("\n  " + escape(line) for line in rest.split("\n"))
+        return hide_keys(text, self.secrets) if self.secrets else text
+
+
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs each malformed request as an ERROR with a traceback that quotes the
+    request's first line (a key in it included): the client's mistake, not the service's.
+    It becomes one INFO line naming the client and the kind of error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = (
+            "bad request from %s: %s (%d)",
+            (
+                client,
+                type(error).__name__,
+                error.code,
+            ),
+        )
+        record.exc_info, record.exc_text = None, None
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+
+def setup_logging(level: str) -> None:
+    """The service's logging: LogFormatter on stderr, malformed requests as one INFO line."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
+
+
+def hide_keys_in_logs(secrets: Iterable[str]) -> None:
+    """From now on, the service log replaces these keys wherever they appear."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, LogFormatter):
+            handler.formatter.secrets = tuple(secrets)

@@ -13,9 +13,10 @@ from applog.store import MemoryLogStore
 from commands.dispatch import Dispatcher
 from controller import keys
 from controller.broadcast import broadcast_context, close_streams
+from controller.cors import add_cors_headers
 from controller.deployer import deployer_context
 from controller.limits import limits_context, release_stream_slot
-from controller.middlewares import add_cors_headers, errors, guard
+from controller.middlewares import errors, guard
 from controller.openapi import build_on_startup
 from controller.projector import sql_projector_context
 from controller.providers import http_client_context

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 from commands.errors import (
     AlreadyExistsError,
@@ -18,11 +19,22 @@ from commands.errors import (
     ValidationError,
 )
 
+#: Seconds a 503 asks the client to wait before it retries (its Retry-After header).
+RETRY_AFTER = 1
+#: A 503 always says why; this when the error itself had nothing to say.
+UNAVAILABLE_MESSAGE = "the service is unavailable; retry later"
+
+
+class RequestTimeoutError(DomainError):
+    """The request's body did not arrive in time (BODY_TIMEOUT): 408."""
+
+
 # Flynn: pkg/httphelper/httphelper.go errorResponseCodes.
 ERROR_STATUS: dict[type[DomainError], tuple[int, str, bool]] = {
     ValidationError: (400, "validation_error", False),
     JSONSyntaxError: (400, "syntax_error", False),
     NotFoundError: (404, "object_not_found", False),
+    RequestTimeoutError: (408, "request_timeout", False),
     AlreadyExistsError: (409, "object_exists", False),
     ConflictError: (409, "conflict", False),
     PreconditionFailedError: (412, "precondition_failed", False),
@@ -43,6 +55,7 @@ def describe(error: DomainError) -> tuple[int, bytes]:
     """Status and body for a domain error."""
     status, code, retry = ERROR_STATUS[type(error)]
     detail: Any = None
+    message = error.message
     if isinstance(error, ValidationError):
         detail = (
             error.detail
@@ -53,4 +66,18 @@ def describe(error: DomainError) -> tuple[int, bytes]:
         detail, retry = error.detail, error.retry
     elif isinstance(error, UnavailableError):
         retry = error.retry
-    return status, error_document(code, error.message, detail, retry)
+    if status == 503:
+        message = message.strip() or UNAVAILABLE_MESSAGE
+    return status, error_document(code, message, detail, retry)
+
+
+def error_response(status: int, body: bytes) -> web.Response:
+    """An error document as the answer. Every 503 says when to retry (Retry-After); a 408 or
+    413 closes the connection, whose unread body would otherwise be read as the next request
+    or waited for."""
+    response = web.Response(status=status, body=body, content_type="application/json")
+    if status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+    elif status in (408, 413):
+        response.force_close()
+    return response

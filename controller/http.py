@@ -9,7 +9,7 @@ from aiohttp import web
 
 from commands.errors import JSONSyntaxError
 from controller import keys
-from controller.limits import check_content_type, decode_body
+from controller.limits import check_content_type, decode_body, read_body
 
 
 async def read_json(request: web.Request, schema: str) -> Any:
@@ -17,10 +17,11 @@ async def read_json(request: web.Request, schema: str) -> Any:
 
     An empty body or one that is not JSON is a syntax_error (Flynn answers an empty body
     with a 500), a body that breaks the schema a validation_error; so is a wrong
-    Content-Type, a body nested too deep or one repeating a key (see controller.limits).
+    Content-Type, a body nested too deep or one repeating a key, and a body that does not
+    arrive in time is a 408 (see controller.limits).
     """
     check_content_type(request)
-    body = await request.read()
+    body = await read_body(request)
     if not body.strip():
         raise JSONSyntaxError()
     doc = decode_body(body)

@@ -6,7 +6,9 @@ document instead of failing later, deeper in the service.
   checks), the JSON must be nested at most `MAX_JSON_DEPTH` levels (deeper documents cannot be
   encoded back into the log), no object may repeat a key (which value would win is a guess
   the client should not leave to us) and no string may hold NUL (PostgreSQL text cannot).
-  The size limit is aiohttp's `client_max_size` (413).
+  The size limit is aiohttp's `client_max_size` (413); a body announced larger is refused
+  before it is read (middlewares.too_big). A body must arrive within `Settings.body_timeout`
+  of the handler asking for it (`read_body`: 408).
 * Streams: at most `Settings.max_streams` streams (event, formation and log streams) open
   at once; one more is a 503 `service_unavailable` with `retry: true`.
 * File descriptors: the soft RLIMIT_NOFILE is raised to the hard limit at start-up.
@@ -32,6 +34,7 @@ from aiohttp import web
 
 from commands.errors import JSONSyntaxError, UnavailableError, UpstreamError, ValidationError
 from controller import keys
+from controller.errors import RequestTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,21 @@ def check_content_type(request: web.Request) -> None:
     """A body endpoint's Content-Type must contain application/json (Flynn HEAD)."""
     if "application/json" not in request.headers.get("Content-Type", "").lower():
         raise ValidationError("", CONTENT_TYPE_MESSAGE)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request's body, which must arrive within BODY_TIMEOUT (a client trickling it
+    would otherwise hold the request, and its connection, for as long as it likes)."""
+    if request.content.is_eof():  # all of it came with the head: nothing to wait for
+        return await request.read()
+    seconds = request.app[keys.SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {seconds:g}s (BODY_TIMEOUT)"
+        ) from None
 
 
 def decode_body(body: bytes) -> Any:

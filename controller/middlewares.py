@@ -1,6 +1,6 @@
-"""Middlewares: errors -> Flynn's documents (outermost), then CORS preflights and
-authentication (one middleware: each layer costs a coroutine per request, and a small GET
-spends about as much in the middlewares as in its handler)."""
+"""Middlewares: errors -> Flynn's documents (outermost), then CORS preflights, bodies too
+large and authentication (one middleware: each layer costs a coroutine per request, and a
+small GET spends about as much in the middlewares as in its handler)."""
 
 from __future__ import annotations
 
@@ -9,64 +9,27 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
-from controller.errors import describe, error_document
+from controller.cors import preflight
+from controller.errors import describe, error_document, error_response
 from eventstore.store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Flynn: pkg/httphelper CORSAllowAll.
-CORS_HEADERS = {
-    "Access-Control-Allow-Credentials": "true",
-    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, HEAD",
-    "Access-Control-Allow-Headers": (
-        "Auth-Key, Authorization, Accept, Content-Type, If-Match, If-None-Match, X-GRPC-Web, "
-        "Last-Event-Id"
-    ),
-    "Access-Control-Expose-Headers": "ETag, Content-Disposition",
-    "Access-Control-Max-Age": "3600",
-}
-
 #: Paths anyone may GET without a key (Flynn: controller.go muxHandler). /ca-cert only
 #: when no password at all is given; a wrong one is still refused.
 OPEN_PATHS = frozenset({"/ping"})
-
-
-def _cors(response: web.StreamResponse, origin: str) -> None:
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Vary"] = "Origin"
-    for name, value in CORS_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
-def preflight(request: web.Request) -> web.Response | None:
-    """The answer to a CORS preflight (before authentication), None for other requests.
-
-    Other responses get their CORS headers in add_cors_headers, as streams send their
-    headers before the handler returns.
-    """
-    if request.method != "OPTIONS":
-        return None
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return None
-    response = web.Response(status=200)
-    _cors(response, origin)
-    return response
-
-
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response to a browser request carries CORS headers."""
-    origin = request.headers.get("Origin")
-    if origin:
-        _cors(response, origin)
+#: Where ?key= is accepted, with `Accept: text/event-stream`: the streams a browser's
+#: EventSource opens (it cannot set headers). Also GET /backup (a download link).
+KEY_PARAM_STREAMS = re.compile(r"/events|/formations|/apps/[^/]+/log")
 
 
 def not_found_response() -> web.Response:
@@ -81,16 +44,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except NotFoundError:
         return not_found_response()
     except DomainError as error:
-        status, body = describe(error)
-        return web.Response(status=status, body=body, content_type="application/json")
+        return error_response(*describe(error))
     except StoreUnavailableError as error:  # a read of the log while the database is away
-        status, body = describe(UnavailableError(str(error)))
-        return web.Response(status=status, body=body, content_type="application/json")
+        return error_response(*describe(UnavailableError(str(error))))
     except web.HTTPNotFound:
         return web.Response(status=404, text="404 page not found")
     except web.HTTPRequestEntityTooLarge as error:
         body = error_document("request_body_too_big", error.text or "Request body too large")
-        return web.Response(status=413, body=body, content_type="application/json")
+        return error_response(413, body)
     except web.HTTPMethodNotAllowed as error:
         return web.Response(
             status=405, text="Method Not Allowed", headers={"Allow": error.headers["Allow"]}
@@ -99,8 +60,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        body = error_document("unknown_error", "Something went wrong")
-        return web.Response(status=500, body=body, content_type="application/json")
+        return error_response(500, error_document("unknown_error", "Something went wrong"))
 
 
 def basic_password(request: web.Request) -> str:
@@ -124,9 +84,16 @@ def key_matches(candidate: str, auth_keys: tuple[str, ...]) -> bool:
 
 
 def may_use_key_param(request: web.Request) -> bool:
-    # Flynn: ?key= only for event streams (browsers' EventSource cannot set headers) and
-    # for /backup (a download link).
-    return "text/event-stream" in request.headers.get("Accept", "") or request.path == "/backup"
+    """Whether ?key= may stand for the key: only to read a stream or a backup (Flynn takes it
+    on any request that accepts text/event-stream, writes included)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if request.path == "/backup":
+        return True
+    return (
+        "text/event-stream" in request.headers.get("Accept", "")
+        and KEY_PARAM_STREAMS.fullmatch(request.path) is not None
+    )
 
 
 #: Authorization headers that carried a valid key, by the keys they were checked against:
@@ -159,10 +126,24 @@ def authorized(request: web.Request) -> bool:
     return True
 
 
+def too_big(request: web.Request) -> web.Response | None:
+    """A 413 for a body announced larger than MAX_BODY_SIZE, before any of it is read."""
+    length = request.content_length
+    if length is None:
+        return None
+    limit = request.app[keys.SETTINGS].max_body_size
+    if length <= limit:
+        return None
+    message = f"request body of {length} bytes is over the limit of {limit} (MAX_BODY_SIZE)"
+    return error_response(413, error_document("request_body_too_big", message))
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS preflights, then authentication."""
+    """CORS preflights, bodies announced too large, then authentication."""
     answer = preflight(request)
+    if answer is None:
+        answer = too_big(request)
     if answer is not None:
         return answer
     if authorized(request):

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from commands.errors import UpstreamError
 from controller import keys
+from controller.access_log import escape
 from controller.limits import refuse_own_address
 from eventstore.objects import Provider, Resource
 
@@ -25,8 +26,9 @@ logger = logging.getLogger(__name__)
 HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 #: A provider's answer larger than this is refused (it should be a few hundred bytes).
 MAX_PROVIDER_RESPONSE = 1024 * 1024
-#: How much of a failing provider's answer an error message quotes.
-QUOTED_ANSWER = 200
+#: How many bytes of a failing provider's answer an error message quotes: enough to say
+#: what went wrong, too few to relay a page of whatever the URL serves to the client.
+QUOTED_ANSWER = 64
 
 
 async def http_client_context(app: web.Application) -> AsyncIterator[None]:
@@ -58,12 +60,19 @@ async def _call(request: web.Request, method: str, url: str, body: bytes | None 
         raise UpstreamError(f"resource provider unreachable ({method} {url}): {exc}") from exc
     if response.status != 200:
         # Flynn: controller/resource.go wants exactly 200 ("unexpected status code").
-        quoted = payload[:QUOTED_ANSWER].decode("utf-8", "replace").strip()
+        quoted = _quote(payload)
         raise UpstreamError(
             f"resource provider answered {response.status} to {method} {url}"
             + (f": {quoted}" if quoted else "")
         )
     return payload
+
+
+def _quote(payload: bytes) -> str:
+    """The start of an answer, for an error message: at most QUOTED_ANSWER bytes, its
+    control characters escaped, "…" when cut."""
+    text = escape(payload[:QUOTED_ANSWER].decode("utf-8", "replace").strip())
+    return text + "…" if len(payload.strip()) > QUOTED_ANSWER else text
 
 
 async def _read_limited(response: aiohttp.ClientResponse, url: str) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 
 import attrs
@@ -37,6 +39,34 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise SystemExit(f"{name} must be a number of seconds, got {value!r}") from None
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    # 0 would turn a timeout off: a slow client could then hold a connection for ever.
+    value = _seconds(env, name, default)
+    if not (value > 0 and math.isfinite(value)):
+        raise SystemExit(f"{name} must be a positive number of seconds, got {value!r}")
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SystemExit(f"{name} must be 0 or more, got {value}")
+    return value
+
+
+def _origins(env: dict[str, str]) -> tuple[str, ...]:
+    """CORS_ORIGINS: `*` and/or origins (`scheme://host[:port]`), as browsers send them."""
+    value = env.get("CORS_ORIGINS")
+    if value is None:
+        return ("*",)
+    origins = tuple(o.strip().rstrip("/").lower() for o in value.split(",") if o.strip())
+    for origin in origins:
+        # "null" is what sandboxed frames and file: pages send: anyone can be "null".
+        if origin != "*" and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", origin):
+            raise SystemExit(f"CORS_ORIGINS: {origin!r} is not * nor an origin like https://host")
+    return origins
 
 
 def _backoff(env: dict[str, str]) -> tuple[float, float, float]:
@@ -132,6 +162,12 @@ class Settings:
     max_body_size: int = 10 * 1024 * 1024
     max_streams: int = 10_000  # streaming responses open at once; one more is a 503
     provider_timeout: float = 30.0
+    # -- the HTTP edge (controller/connections.py, controller/cors.py) --
+    header_timeout: float = 10.0  # seconds to send a request's head (and idle keep-alive)
+    body_timeout: float = 60.0  # seconds to send a request's body once its head is in
+    max_connections: int = 0  # open connections per process; 0: from RLIMIT_NOFILE
+    max_connections_per_client: int = 256  # from one IPv4 address or IPv6 /64; 0: no cap
+    cors_origins: tuple[str, ...] = ("*",)  # granted credentials if listed; "*": others, without
     tls_cert: str | None = None
     tls_key: str | None = None
     # This controller's host id: one-off jobs are "<host_id>-<uuid>" (no "-" in it).
@@ -168,6 +204,11 @@ class Settings:
             data_dir=Path(env.get("EVENFLOW_DATA_DIR") or ".evenflow"),
             max_body_size=_int(env, "MAX_BODY_SIZE", 10 * 1024 * 1024),
             max_streams=_int(env, "MAX_STREAMS", 10_000),
+            header_timeout=_positive(env, "HEADER_TIMEOUT", 10.0),
+            body_timeout=_positive(env, "BODY_TIMEOUT", 60.0),
+            max_connections=_count(env, "MAX_CONNECTIONS", 0),
+            max_connections_per_client=_count(env, "MAX_CONNECTIONS_PER_CLIENT", 256),
+            cors_origins=_origins(env),
             tls_cert=_tls_pair(env)[0],
             tls_key=_tls_pair(env)[1],
             host_id=_host_id(env),

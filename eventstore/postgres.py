@@ -73,6 +73,15 @@ _BETWEEN = f"SELECT {_COLUMNS} FROM events WHERE event_id > $1 AND event_id <= $
 _BACKEND_START = "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 
+def _unavailable(exc: BaseException) -> StoreUnavailableError:
+    """The error for a database that cannot be reached now, saying why (a timeout says
+    nothing by itself)."""
+    reason = str(exc) or (
+        "the database did not answer in time" if isinstance(exc, TimeoutError) else repr(exc)
+    )
+    return StoreUnavailableError(f"the event log is unavailable: {reason}")
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """The read pool's reset: its connections only ever run single SELECTs in autocommit,
     which leave no session state behind, so the default reset's round trip (UNLISTEN,
@@ -388,7 +397,7 @@ class PostgresEventStore:
             if attempt.sent is not None and in_doubt(exc):
                 await self._settle_in_doubt(batch, attempt.sent, exc)
             elif isinstance(exc, UNAVAILABLE):
-                _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+                _fail(batch, _unavailable(exc))
             elif len(batch) == 1:
                 _fail(batch, refusal(exc))
             else:
@@ -425,7 +434,7 @@ class PostgresEventStore:
             _fail(batch, unknown)
             return
         if when is None:
-            _fail(batch, StoreUnavailableError(f"the event log is unavailable: {exc}"))
+            _fail(batch, _unavailable(exc))
         else:
             logger.warning("an append committed although its answer was lost (%r)", exc)
             self._deliver(batch, sent.planned, when, sent.base)
@@ -479,13 +488,13 @@ class PostgresEventStore:
                     self._dsn, sent.pid, sent.started_before, _planned_rows(sent)
                 )
                 if when is None:
-                    raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+                    raise _unavailable(exc) from exc
                 (plan,) = sent.planned
                 assert not isinstance(plan, ConcurrencyError)
                 written = [RecordedEvent.of(e, i, when) for i, e in plan]
                 base = sent.base
             elif isinstance(exc, UNAVAILABLE):
-                raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+                raise _unavailable(exc) from exc
             else:
                 raise refusal(exc) from exc
         if written:
@@ -550,7 +559,7 @@ class PostgresEventStore:
             async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 rows = await conn.fetch(sql, *args)
         except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         make = RecordedEvent._make
         return [make(row) for row in rows]
 
@@ -559,7 +568,7 @@ class PostgresEventStore:
             async with self._read_pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 head: int = await conn.fetchval(_LAST_ID)
         except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"the event log is unavailable: {exc}") from exc
+            raise _unavailable(exc) from exc
         return head
 
     async def get(self, event_id: int) -> RecordedEvent | None:

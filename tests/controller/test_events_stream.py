@@ -204,11 +204,10 @@ async def test_browsers_authenticate_with_the_key_parameter(
 
 
 async def test_streams_carry_cors_headers(client: TestClient):
-    """A browser's cross-origin stream gets Flynn's CORS headers with the stream's headers."""
+    """A browser's cross-origin stream gets its CORS headers with the stream's headers."""
     response = await client.get("/events", headers={**STREAM, "Origin": "https://dash.test"})
     assert response.status == 200
-    assert response.headers["Access-Control-Allow-Origin"] == "https://dash.test"
-    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
 async def test_a_keepalive_comment_follows_each_silence(

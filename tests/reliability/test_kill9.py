@@ -42,7 +42,9 @@ async def test_kill_9_during_a_write_burst_loses_and_duplicates_nothing(
     """
     dsn = await make_database()
     # With a route domain, creating an app is one command of two events (app and route).
-    service = Service(dsn, workdir, {"DEFAULT_ROUTE_DOMAIN": DOMAIN}, workers=workers)
+    # The writers are one client: more connections than MAX_CONNECTIONS_PER_CLIENT allows.
+    env = {"DEFAULT_ROUTE_DOMAIN": DOMAIN, "MAX_CONNECTIONS_PER_CLIENT": "0"}
+    service = Service(dsn, workdir, env, workers=workers)
     await service.ready(session)
     acked: dict[str, str] = {}  # app name -> id, from each 2xx answer
     refused: Counter[str] = Counter()

@@ -91,12 +91,47 @@ async def test_a_wrong_or_misplaced_key_is_a_401_on_every_route_but_the_open_one
 
 
 async def test_the_key_parameter_works_only_for_streams_and_backups(anonymous: TestClient):
-    """?key= authenticates an event stream or a backup download, nothing else."""
+    """?key= authenticates a GET of an event stream or a backup, nothing else."""
     assert (await anonymous.get(f"/apps?key={KEY}")).status == 401
     assert (await anonymous.post(f"/apps?key={KEY}", json={"name": "x"})).status == 401
     assert (await anonymous.get(f"/backup?key={KEY}")).status == 200
     stream = await anonymous.get(f"/events?key={KEY}", headers={"Accept": "text/event-stream"})
     assert stream.status == 200
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/apps"),
+        ("PUT", "/apps/x/release"),
+        ("DELETE", "/apps/x"),
+        ("POST", "/providers"),
+        ("POST", "/backup"),
+        ("GET", "/apps"),
+        ("GET", "/apps/x/jobs"),
+        ("GET", "/events/1"),
+        ("GET", "/apps/x/log/extra"),
+    ],
+)
+async def test_the_key_parameter_is_no_key_for_writes_nor_other_reads(
+    anonymous: TestClient, method: str, path: str
+):
+    """Even with `Accept: text/event-stream` (Flynn then takes ?key= on any request), a
+    write, or a read that is not a stream or a backup, is a 401 with only ?key=."""
+    headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
+    response = await anonymous.request(method, f"{path}?key={KEY}", headers=headers, data=b"{}")
+    assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/events?", "/formations?since=2000-01-01T00:00:00Z&", "/apps/x/log?"]
+)
+async def test_every_stream_takes_the_key_parameter(anonymous: TestClient, path: str):
+    """The event, formation and log streams all take ?key= (a browser's EventSource)."""
+    assert (await anonymous.post("/apps", json={"name": "x"}, headers=AUTH)).status == 200
+    stream = await anonymous.get(f"{path}key={KEY}", headers={"Accept": "text/event-stream"})
+    assert stream.status == 200, path
     stream.close()
 
 
@@ -133,12 +168,16 @@ def test_keys_are_compared_in_constant_time_against_every_key(
 
 
 def test_the_access_log_redacts_every_spelling_of_the_key_parameter():
-    """?key=, ?KEY=, ?%6Bey= (which the server decodes to key): the value never reaches the log."""
+    """?key=, ?KEY=, ?%6Bey= (which the server decodes to key), and spellings the server
+    would not read (`;key=`, `key%00=`, `key[]=`): the value never reaches the log (more in
+    tests/reliability/test_logs.py)."""
     assert redact("/events?key=s3cr3t&x=1") == "/events?key=[REDACTED]&x=1"
     assert redact("/backup?KEY=s3cr3t") == "/backup?KEY=[REDACTED]"
     assert redact("/events?x=1&%6Bey=s3cr3t#f") == "/events?x=1&%6Bey=[REDACTED]#f"
     assert redact("/events?key=a&key=b") == "/events?key=[REDACTED]&key=[REDACTED]"
-    assert redact("/apps/keyboard?monkey=1") == "/apps/keyboard?monkey=1"
+    assert redact("/apps?x=1;key=s3cr3t") == "/apps?x=1;key=[REDACTED]"
+    assert redact("/apps?key%00=s3cr3t&key[]=s3") == "/apps?key%00=[REDACTED]&key[]=[REDACTED]"
+    assert redact("/apps/keyboard?count=1") == "/apps/keyboard?count=1"
 
 
 @pytest.mark.postgres
@@ -258,6 +297,32 @@ async def test_a_provider_redirect_is_not_followed(service_client: TestClient):
         response = await service_client.post("/providers/hop/resources", json={})
     assert response.status == 502
     assert len(provider.requests) == 1  # asked once, and the redirect not followed
+
+
+class TalkativeProvider(LocalProvider):
+    """A "provider" URL that answers whatever it serves: here a long page, with terminal
+    escapes and a line break, and a 500."""
+
+    PAGE = b"\x1b[31mInternal\nsecret: hunter2 " + b"x" * 4000 + b" end-of-page"
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=500, body=self.PAGE)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("*", "/db", self._any)
+
+
+async def test_a_failing_provider_is_quoted_briefly_and_escaped(service_client: TestClient):
+    """The 502 quotes at most 64 bytes of what the provider URL answered, its control
+    characters escaped: a provider URL cannot relay a page of what it serves to the client."""
+    async with TalkativeProvider() as url:
+        await service_client.post("/providers", json={"name": "chatty", "url": url})
+        response = await service_client.post("/providers/chatty/resources", json={})
+    message = (await response.json())["message"]
+    assert response.status == 502 and message.isprintable(), message
+    quoted = message.partition(f"to POST {url}: ")[2]
+    assert quoted.startswith("\\x1b[31mInternal\\nsecret") and quoted.endswith("…")
+    assert len(quoted.encode()) < 64 + 16 and "end-of-page" not in message
 
 
 # -- TLS -------------------------------------------------------------------------------------
