@@ -92,6 +92,8 @@ class Settings:
     restart_reset: float = 300.0  # seconds up after which a job's restart count starts over
     host_poll_interval: float = 0.1  # how often the local host looks at its jobs
     leader_retry: float = 2.0  # how often a standby controller tries to become the scheduler
+    # Seconds a request waits for this process's fold to reach a position (then a 503).
+    consistency_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -115,4 +117,5 @@ class Settings:
             job_stop_grace=_seconds(env, "JOB_STOP_GRACE", 10.0),
             job_up_timeout=_seconds(env, "JOB_UP_TIMEOUT", 30.0),
             restart_backoff=_backoff(env),
+            consistency_timeout=_seconds(env, "CONSISTENCY_TIMEOUT", 5.0),
         )

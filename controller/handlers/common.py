@@ -10,6 +10,7 @@ from aiohttp import web
 
 from commands.errors import NotFoundError
 from controller import keys
+from controller.consistency import written
 from eventstore.objects import App
 from eventstore.record import RecordedEvent
 from projections.memory import MemoryReadModel
@@ -51,7 +52,7 @@ def model(request: web.Request) -> MemoryReadModel:
 
 
 async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
-    return await request.app[keys.DISPATCHER].handle(command)
+    return written(request, await request.app[keys.DISPATCHER].handle(command))
 
 
 def found(obj: T | None) -> T:
