@@ -21,6 +21,7 @@ names need no catch-up: providers are never deleted, so a name found stays right
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,11 @@ HEADER = "Evenflow-Event-Id"
 #: Seconds a client is told to wait before retrying an answer the fold was too late for.
 RETRY_AFTER = "1"
 _MAX_ID = 2**63 - 1
+#: Seconds the follower, woken by the log's notification, gets to fold a position before a
+#: waiting request reads the log itself.
+FOLLOWER_GRACE = 0.1
+#: Paths answered without a key: they say nothing about the log.
+_KEYLESS = frozenset({"/ping", "/ca-cert"})
 
 
 class LogHead:
@@ -82,7 +88,8 @@ class LogHead:
 
 
 def _retrieved(future: asyncio.Future[int]) -> None:
-    future.exception()
+    if not future.cancelled():
+        future.exception()
 
 
 class FoldLagging(Exception):
@@ -97,10 +104,14 @@ class FoldLagging(Exception):
 class Consistency:
     """What a process needs to answer from a fold at least as new as a position."""
 
-    def __init__(self, model: MemoryReadModel, head: LogHead, timeout: float) -> None:
+    def __init__(
+        self, store: EventStore, model: MemoryReadModel, head: LogHead, timeout: float
+    ) -> None:
+        self.store = store
         self.model = model
         self.head = head
         self.timeout = timeout
+        self._folding: asyncio.Task[int] | None = None
 
     async def catch_up(self) -> bool:
         """Fold the log up to its head as of now; False when the log cannot tell its head
@@ -132,26 +143,51 @@ class Consistency:
         await self._reach(wanted, deadline)
 
     async def _reach(self, position: int, deadline: float) -> None:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if not await self.model.reached(position, max(remaining, 0.0)):
-            raise FoldLagging(position, self.model.last_id)
+        loop, model = asyncio.get_running_loop(), self.model
+        if await model.reached(position, max(min(FOLLOWER_GRACE, deadline - loop.time()), 0.0)):
+            return
+        # The follower has not heard of it (no notification comes through a pooler in
+        # transaction mode, or it was lost): read the log here.
+        with contextlib.suppress(StoreUnavailableError, TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(self._fold())
+        if not await model.reached(position, max(deadline - loop.time(), 0.0)):
+            raise FoldLagging(position, model.last_id)
+
+    def _fold(self) -> asyncio.Task[int]:
+        """One read of the log into the fold at a time, shared by every request waiting."""
+        if self._folding is None or self._folding.done():
+            self._folding = asyncio.create_task(self.model.catch_up(self.store))
+            self._folding.add_done_callback(_retrieved)
+        return self._folding
+
+    async def close(self) -> None:
+        await self.head.close()
+        if self._folding is not None:
+            self._folding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._folding
 
 
 CONSISTENCY = web.AppKey("consistency", Consistency)
 
 
 async def consistency_context(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx (after the read side): the head queries, stopped at cleanup."""
-    head = LogHead(app[keys.STORE])
-    timeout = app[keys.SETTINGS].consistency_timeout
-    app[CONSISTENCY] = Consistency(app[keys.READ_MODEL], head, timeout)
+    """cleanup_ctx (after the read side); what it started stops at cleanup."""
+    store = app[keys.STORE]
+    keeper = Consistency(
+        store, app[keys.READ_MODEL], LogHead(store), app[keys.SETTINGS].consistency_timeout
+    )
+    app[CONSISTENCY] = keeper
     yield
-    await head.close()
+    await keeper.close()
 
 
 @web.middleware
 async def consistent(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer from a fold that holds every write acknowledged before the request came."""
+    if request.path in _KEYLESS:
+        return await handler(request)
     keeper = request.app[CONSISTENCY]
     request[keys.WRITTEN] = 0  # this request gets the header (see add_position_header)
     try:

@@ -29,6 +29,7 @@ class LaggingStore:
     def __init__(self, log: EventStore, lag: float = LAG) -> None:
         self.log = log
         self.lag = lag
+        self.read_lag = 0.0  # how late a read of the log begins (set: the database is slow)
         self.head_queries = 0
 
     async def append(
@@ -48,8 +49,10 @@ class LaggingStore:
     async def get(self, event_id: int) -> RecordedEvent | None:
         return await self.log.get(event_id)
 
-    def read(self, after: int = 0, **options: Any) -> AsyncIterator[RecordedEvent]:
-        return self.log.read(after, **options)
+    async def read(self, after: int = 0, **options: Any) -> AsyncIterator[RecordedEvent]:
+        await asyncio.sleep(self.read_lag)
+        async for record in self.log.read(after, **options):
+            yield record
 
     def read_backward(self, **options: Any) -> AsyncIterator[RecordedEvent]:
         return self.log.read_backward(**options)
@@ -221,11 +224,29 @@ async def test_a_token_the_fold_cannot_reach_in_time_is_a_503_to_retry(
     503 service_unavailable with retry true and a Retry-After."""
     slow = LaggingStore(store, lag=3.0)
     impatient = await aiohttp_client(create_app(settings(0.2), store=slow), headers=AUTH_HEADERS)
+    slow.read_lag = 3.0
     _, position = await new_app(writer, "too-late")
     response = await impatient.get("/apps", headers={HEADER: str(position)})
     document = await response.json()
     assert response.status == 503 and response.headers["Retry-After"] == "1"
     assert document["code"] == "service_unavailable" and document["retry"] is True
+
+
+async def test_a_fold_whose_follower_hears_nothing_reads_the_log_itself(
+    aiohttp_client: Any,
+    store: EventStore,
+    writer: TestClient,  # type: ignore[type-arg]
+):
+    """When the follower does not fold a write (its notification never comes), a request
+    waiting for it reads the log itself: answered well within the timeout."""
+    deaf = LaggingStore(store, lag=60.0)
+    reader = await aiohttp_client(create_app(settings(), store=deaf), headers=AUTH_HEADERS)
+    app_id, position = await new_app(writer, "unheard")
+    async with asyncio.timeout(2):
+        by_token = await reader.get("/apps", headers={HEADER: str(position)})
+        by_id = await reader.get(f"/apps/{app_id}")
+    assert by_token.status == 200 and "unheard" in [a["name"] for a in await by_token.json()]
+    assert by_id.status == 200
 
 
 @pytest.mark.parametrize("token", ["x", "-1", "1.0", "٣", str(2**63), " "])
@@ -285,3 +306,20 @@ async def test_concurrent_askers_share_one_head_query_sent_after_they_asked(
     assert await head.now() > first[0]
     assert counting.head_queries == 2
     await head.close()
+
+
+async def test_keyless_answers_say_nothing_of_the_log(writer: TestClient):  # type: ignore[type-arg]
+    """/ping, open to anyone, carries no log position."""
+    await new_app(writer, "quiet")
+    response = await writer.get("/ping")
+    assert response.status == 200 and HEADER not in response.headers
+
+
+async def test_the_openapi_document_describes_the_token_both_ways(writer: TestClient):  # type: ignore[type-arg]
+    """Every keyed operation takes Evenflow-Event-Id and answers with it, or a 503."""
+    doc = await (await writer.get("/openapi.json")).json()
+    operation = doc["paths"]["/apps/{app}"]["get"]
+    assert HEADER in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+    assert HEADER in operation["responses"]["200"]["headers"]
+    assert "503" in doc["paths"]["/apps"]["post"]["responses"]
+    assert "parameters" not in doc["paths"]["/ping"]["get"]
