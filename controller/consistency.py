@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -80,6 +79,9 @@ class LogHead:
             future.add_done_callback(_retrieved)  # its askers may all have given up
         else:
             future.set_result(head)
+        finally:
+            if not future.done():  # cancelled at shutdown: nobody waits forever
+                future.cancel()
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -201,8 +203,9 @@ async def consistent(request: web.Request, handler: Handler) -> web.StreamRespon
         try:
             return await handler(request)
         except NotFoundError:
-            # Nothing was committed before the error (handlers look up before they write),
-            # and the body is cached: running the handler again is safe.
+            # Safe to run again: handlers look objects up before any outside call or write,
+            # an object a decider found gone stays gone (a second run stops at its lookup),
+            # and aiohttp keeps the body read the first time.
             if caught_up or not await keeper.catch_up() or keeper.model.last_id == folded:
                 raise  # the fold was current: not found it is
             return await handler(request)
@@ -213,7 +216,7 @@ async def consistent(request: web.Request, handler: Handler) -> web.StreamRespon
 def _position(raw: str) -> int:
     """The token a request sends: a log position (a non-negative integer), else a 400."""
     value = raw.strip()
-    if not (value.isascii() and value.isdigit()) or int(value) > _MAX_ID:
+    if not (value.isascii() and value.isdigit() and len(value) <= 19) or int(value) > _MAX_ID:
         raise ValidationError(HEADER, "is invalid")
     return int(value)
 
@@ -257,6 +260,6 @@ def written(request: web.Request, recorded: list[RecordedEvent]) -> list[Recorde
 async def add_position_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the position the answer stands for, on answers to requests that
     went through `consistent` (authenticated ones)."""
-    position: Any = request.get(keys.WRITTEN)
+    position: int | None = request.get(keys.WRITTEN)
     if position is not None:
         response.headers[HEADER] = str(position or request.app[keys.READ_MODEL].last_id)

@@ -249,7 +249,7 @@ async def test_a_fold_whose_follower_hears_nothing_reads_the_log_itself(
     assert by_id.status == 200
 
 
-@pytest.mark.parametrize("token", ["x", "-1", "1.0", "٣", str(2**63), " "])
+@pytest.mark.parametrize("token", ["x", "-1", "1.0", "٣", str(2**63), " ", "1" * 5000])
 async def test_a_malformed_token_is_a_400(writer: TestClient, token: str):  # type: ignore[type-arg]
     """A token that is not a non-negative 64-bit integer is a validation_error."""
     response = await writer.get("/apps", headers={HEADER: token})
