@@ -13,6 +13,7 @@ from applog.store import MemoryLogStore
 from commands.dispatch import Dispatcher
 from controller import keys
 from controller.broadcast import broadcast_context, close_streams
+from controller.consistency import add_position_header, consistency_context, consistent
 from controller.cors import add_cors_headers
 from controller.deployer import deployer_context
 from controller.limits import limits_context, release_stream_slot
@@ -36,7 +37,8 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     """The service. With `store` given (tests) it is used as is and not closed."""
     app = web.Application(
         # errors outermost: a preflight or an authentication raises nothing it would catch.
-        middlewares=[errors, guard, release_stream_slot],
+        # consistent innermost: only authenticated requests wait for the log or learn its head.
+        middlewares=[errors, guard, release_stream_slot, consistent],
         client_max_size=settings.max_body_size,
     )
     app[keys.SETTINGS] = settings
@@ -44,6 +46,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
     app.on_response_prepare.append(add_cors_headers)
+    app.on_response_prepare.append(add_position_header)
     app.on_startup.append(build_on_startup)  # GET /openapi.json, from the final route table
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
@@ -55,6 +58,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(limits_context)  # first: the fd limit is raised before any use
     app.cleanup_ctx.append(log_context)
     app.cleanup_ctx.append(_read_side)
+    app.cleanup_ctx.append(consistency_context)
     app.cleanup_ctx.append(http_client_context)
     app.cleanup_ctx.append(broadcast_context)
     app.cleanup_ctx.append(sql_projector_context)

@@ -23,9 +23,9 @@ COMMON_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, HEAD",
     "Access-Control-Allow-Headers": (
         "Auth-Key, Authorization, Accept, Content-Type, If-Match, If-None-Match, X-GRPC-Web, "
-        "Last-Event-Id"
+        "Last-Event-Id, Evenflow-Event-Id, Idempotency-Key"
     ),
-    "Access-Control-Expose-Headers": "ETag, Content-Disposition",
+    "Access-Control-Expose-Headers": "ETag, Content-Disposition, Evenflow-Event-Id",
     "Access-Control-Max-Age": "3600",
 }
 

@@ -18,3 +18,5 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SCHEMAS = web.AppKey("schemas", Validators)
 HEALTH = web.AppKey("health", dict)  # component -> problem ("" when fine)
 LOG_STORE = web.AppKey("log_store", LogStore)
+#: The last event a write recorded (0: none yet), for the answer's Evenflow-Event-Id.
+WRITTEN = web.RequestKey("written", int)

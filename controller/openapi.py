@@ -184,6 +184,30 @@ _ERROR_RESPONSE = {
     "description": "Flynn's error document",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
+# Read-your-writes (controller/consistency.py): one header, the same both ways.
+_POSITION = {"type": "string", "pattern": "^[0-9]{1,19}$"}
+_POSITION_PARAMETER = {
+    "name": "Evenflow-Event-Id",
+    "in": "header",
+    "description": (
+        "The largest Evenflow-Event-Id the client has seen: the answer comes from a state "
+        "that holds that event (a 400 if the log has no such event yet; a 503 to retry if "
+        "this controller does not get there within CONSISTENCY_TIMEOUT)"
+    ),
+    "schema": _POSITION,
+}
+_POSITION_HEADER = {
+    "description": (
+        "The log position this answer stands for: the id of the last event a write "
+        "recorded, else the position of the state it was answered from"
+    ),
+    "schema": _POSITION,
+}
+_LAGGING_RESPONSE = {
+    "description": "This controller has not read the log up to Evenflow-Event-Id in time",
+    "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 _PARAMETER = re.compile(r"{([^}/]+)}")
 _REF = re.compile(r"^#/definitions/(.+)$")
 
@@ -236,10 +260,15 @@ def _operation(method: str, path: str, op: Operation) -> JSON:
     parameters += [{"name": n, "in": "header", "schema": s} for n, s in op.headers]
     if method in _WRITES:
         parameters.append(_IDEMPOTENCY_KEY)
+    ok: JSON = {"description": "OK", "content": _content(op.answers)}
     responses: JSON = {
-        "200": {"description": "OK", "content": _content(op.answers)},
+        "200": ok,
         "401": {"description": "No key or a wrong key: a bare 401, empty body"},
     }
+    if path not in OPEN_PATHS:
+        parameters.append(_POSITION_PARAMETER)
+        ok["headers"] = {"Evenflow-Event-Id": _POSITION_HEADER}
+        responses["503"] = _LAGGING_RESPONSE
     if _PARAMETER.search(path):
         responses["404"] = {"description": "Not found: a bare 404, empty body"}
     if op.body is not None:

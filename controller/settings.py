@@ -188,6 +188,8 @@ class Settings:
     image_pull: str = "missing"  # pull policy: missing, always, never
     podman_runtime: str = "runc"  # the OCI runtime podman runs containers with
     leader_retry: float = 2.0  # how often a standby controller tries to become the scheduler
+    # Seconds a request waits for this process's fold to reach a position (then a 503).
+    consistency_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -221,6 +223,7 @@ class Settings:
             job_host=_job_host(env),
             image_pull=_choice(env, "IMAGE_PULL", PULL_POLICIES, "missing"),
             podman_runtime=_choice(env, "PODMAN_RUNTIME", ("runc", "crun"), "runc"),
+            consistency_timeout=_seconds(env, "CONSISTENCY_TIMEOUT", 5.0),
         )
 
     @property

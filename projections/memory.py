@@ -185,10 +185,18 @@ class MemoryReadModel:
         """Wait until the next batch of events is folded."""
         await self._changed.wait()
 
-    async def reached(self, event_id: int) -> None:
-        """Wait until the event `event_id` is folded."""
-        while self.last_id < event_id:
-            await self.changed()
+    async def reached(self, event_id: int, timeout: float | None = None) -> bool:
+        """Wait until the event `event_id` is folded, at most `timeout` seconds (None: no
+        bound); whether it is. Returns at once, without a pause, when it is already."""
+        if self.last_id >= event_id:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                while self.last_id < event_id:
+                    await self.changed()
+        except TimeoutError:
+            return False
+        return True
 
     # -- encoded JSON --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
+from controller.consistency import written
 from eventstore.codec import decode
 from eventstore.events import (
     AppCreated,
@@ -100,7 +101,7 @@ async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
     if not request.get(_KEY_USED):
         idempotency = await request_idempotency(request)
         request[_KEY_USED] = True
-    return await request.app[keys.DISPATCHER].handle(command, idempotency)
+    return written(request, await request.app[keys.DISPATCHER].handle(command, idempotency))
 
 
 async def request_idempotency(request: web.Request) -> Idempotency | None:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from commands.errors import ValidationError
 from commands.formations import DeleteFormation, PutFormation
+from controller.consistency import CONSISTENCY
 from controller.handlers.common import (
     dispatch,
     event_from,
@@ -103,6 +104,8 @@ def _since(request: web.Request) -> datetime:
 
 async def stream_formations(request: web.Request) -> web.StreamResponse:
     since, read_model = _since(request), model(request)
+    # The backlog comes from a fold that holds every write acknowledged before the request.
+    await request.app[CONSISTENCY].catch_up()
     # Backlog and starting point are taken together, before the headers go out and with no
     # await in between: a change folded after this is sent live, one folded before is in the
     # backlog (or older than `since`), and none is sent twice.
