@@ -48,13 +48,18 @@ class Load:
     streams: list[list[int]] = attrs.field(factory=list)
     stop: asyncio.Event = attrs.field(factory=asyncio.Event)
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Answer:
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, keep: bool = True
+    ) -> Answer:
+        """One request's answer; its body only if `keep` (a listing of every app, read in a
+        loop, would otherwise hold gigabytes by the end)."""
         sent = time.monotonic()
         data = None if body is None else orjson.dumps(body)
         async with self.session.request(
             method, self.service.url + path, data=data, headers=AUTH | JSON
         ) as r:
-            return Answer(sent, time.monotonic() - sent, r.status, await r.read())
+            answer = await r.read()
+            return Answer(sent, time.monotonic() - sent, r.status, answer if keep else b"")
 
     async def writer(self, w: int) -> None:
         n = 0
@@ -70,7 +75,7 @@ class Load:
 
     async def reader(self) -> None:
         while not self.stop.is_set():
-            self.reads.append(await self._call("GET", "/apps"))
+            self.reads.append(await self._call("GET", "/apps", keep=False))
             await asyncio.sleep(0.01)
 
     async def status_poller(self) -> None:
