@@ -170,12 +170,14 @@ async def _first_write_after(load: Load, since: float) -> float:
 
 
 async def _healthy_after(load: Load, since: float) -> float:
+    answer = None
     while time.monotonic() - since < 60:
         answer = await load._call("GET", "/.well-known/status")
         if answer.status == 200:
             return answer.sent + answer.took - since
         await asyncio.sleep(0.05)
-    raise AssertionError("the status did not turn healthy within 60 s")
+    said = answer.body.decode() if answer is not None else "nothing"
+    raise AssertionError(f"the status did not turn healthy within 60 s; it said {said}")
 
 
 def _check_status_during(load: Load, start: float, end: float) -> None:
