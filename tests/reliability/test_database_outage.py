@@ -48,9 +48,7 @@ class Load:
     streams: list[list[int]] = attrs.field(factory=list)
     stop: asyncio.Event = attrs.field(factory=asyncio.Event)
 
-    async def _call(
-        self, method: str, path: str, body: Any = None, *, keep: bool = True
-    ) -> Answer:
+    async def _call(self, method: str, path: str, body: Any = None, *, keep: bool = True) -> Answer:
         """One request's answer; its body only if `keep` (a listing of every app, read in a
         loop, would otherwise hold gigabytes by the end)."""
         sent = time.monotonic()
