@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from eventstore.timefmt import format_time
+from domain.timefmt import format_time
 
 LINES_PER_APP = 10_000
 #: Bytes of lines kept per app at most (a line's text, plus LINE_OVERHEAD for the rest).

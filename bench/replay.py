@@ -27,8 +27,8 @@ from bench import Usage, scratch_database, server
 from bench.report import Row, Target
 from bench.sse import machine_cpu
 from controller.backup import archive_chunks
-from eventstore.codec import encode
-from eventstore.events import (
+from domain.codec import encode
+from domain.events import (
     AppCreated,
     AppReleaseSet,
     ArtifactCreated,
@@ -42,7 +42,7 @@ from eventstore.events import (
     ResourceCreated,
     RouteCreated,
 )
-from eventstore.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
+from domain.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
 from projections.memory import collector_paused

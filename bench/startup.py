@@ -31,8 +31,8 @@ import attrs
 from bench import scratch_database, server
 from bench.report import Row, Target
 from bench.service import AUTH, evenflow, rss_mb
-from eventstore.codec import encode
-from eventstore.events import (
+from domain.codec import encode
+from domain.events import (
     AppCreated,
     AppReleaseSet,
     ArtifactCreated,
@@ -42,7 +42,7 @@ from eventstore.events import (
     ReleaseCreated,
     RouteCreated,
 )
-from eventstore.objects import App, Artifact, Job, Release, Route
+from domain.objects import App, Artifact, Job, Release, Route
 from eventstore.postgres import PostgresEventStore
 
 EVENT_COLUMNS = ["event_id", "type", "object_type", "object_id", "app_id", "op", "unique_id",

@@ -8,10 +8,10 @@ from typing import Any
 
 import attrs
 
+from commands.app_names import generated_app_name
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
-from commands.ids import generated_app_name, given_id
 from commands.releases import release_deletion
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -21,7 +21,8 @@ from eventstore.events import (
     RouteCreated,
     RouteDeleted,
 )
-from eventstore.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, JSON, App, Route
+from domain.ids import given_id
+from domain.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, JSON, App, Route
 from projections.state import State, find_app
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from commands.errors import ConflictError, UnavailableError, ValidationError
-from eventstore.events import Event
+from domain.events import Event
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
     EventRefusedError,

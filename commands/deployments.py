@@ -19,14 +19,14 @@ import attrs
 
 from commands.apps import require_app
 from commands.errors import AlreadyExistsError, ValidationError
-from eventstore.events import (
+from domain.events import (
     AppReleaseSet,
     DeploymentCreated,
     DeploymentStatusChanged,
     Event,
     FormationScaled,
 )
-from eventstore.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, Deployment
+from domain.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, Deployment
 from projections.deployments import (
     RUNNING,
     deadline,

@@ -38,8 +38,8 @@ from commands.batch import (
     write_failed,
 )
 from commands.errors import DomainError, UnavailableError, ValidationError
-from eventstore.codec import encode
-from eventstore.events import Event
+from domain.codec import encode
+from domain.events import Event
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
     ConcurrencyError,

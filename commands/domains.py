@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 
 from commands.errors import AlreadyExistsError, ValidationError
-from eventstore.events import DomainMigrated, Event, RouteCreated
-from eventstore.objects import JSON, DomainMigration, Route
+from domain.events import DomainMigrated, Event, RouteCreated
+from domain.objects import JSON, DomainMigration, Route
 from projections.routes import current_domain, http_routes_under
 from projections.state import State
 

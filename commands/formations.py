@@ -10,8 +10,8 @@ import attrs
 
 from commands.apps import protected_error, require_app
 from commands.errors import NotFoundError, ValidationError
-from eventstore.events import Event, FormationScaled
-from eventstore.objects import JSON, App, Formation
+from domain.events import Event, FormationScaled
+from domain.objects import JSON, App, Formation
 from projections.formations import app_process_count
 from projections.state import State
 

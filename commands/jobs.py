@@ -10,11 +10,12 @@ import attrs
 
 from commands.apps import require_app
 from commands.errors import NotFoundError, ValidationError
-from eventstore.events import Event, JobStateChanged
-from eventstore.objects import JSON, Job, Release
+from domain.events import Event, JobStateChanged
+from domain.ids import canonical_uuid
+from domain.objects import JSON, Job, Release
 from host.inputs import JOB_ID_SHAPE, parse_job_id
 from projections.jobs import JOB_STATES, find_job
-from projections.state import State, canonical_uuid, find_app
+from projections.state import State, find_app
 
 _RANK = {state: rank for rank, state in enumerate(JOB_STATES)}
 

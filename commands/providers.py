@@ -13,9 +13,9 @@ from typing import Any
 import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
-from commands.ids import given_id
-from eventstore.events import Event, ProviderCreated, ResourceCreated, ResourceDeleted
-from eventstore.objects import JSON, Provider, Resource
+from domain.events import Event, ProviderCreated, ResourceCreated, ResourceDeleted
+from domain.ids import given_id
+from domain.objects import JSON, Provider, Resource
 from projections.state import State, find_app
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
-from commands.ids import given_id
-from eventstore.events import ArtifactCreated, Event, ReleaseCreated, ReleaseDeleted
-from eventstore.objects import JSON, Artifact, Deployment, Release
-from projections.state import State, canonical_uuid, find_app
+from domain.events import ArtifactCreated, Event, ReleaseCreated, ReleaseDeleted
+from domain.ids import canonical_uuid, given_id
+from domain.objects import JSON, Artifact, Deployment, Release
+from projections.state import State, find_app
 
 # Flynn SEED: controller/resource/resource.go defaults, filled into every process type.
 DEFAULT_RESOURCES: dict[str, dict[str, int]] = {

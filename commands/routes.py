@@ -15,8 +15,8 @@ import attrs
 
 from commands.apps import require_app
 from commands.errors import ConflictError, NotFoundError, ValidationError
-from eventstore.events import Event, RouteCreated, RouteDeleted, RouteUpdated
-from eventstore.objects import JSON, App, Route
+from domain.events import Event, RouteCreated, RouteDeleted, RouteUpdated
+from domain.objects import JSON, App, Route
 from projections.routes import (
     app_route,
     dependent_routes,

@@ -28,8 +28,9 @@ from aiohttp import web
 from commands.errors import DomainError, UnavailableError, ValidationError
 from commands.jobs import KillJob, RunJob
 from controller import keys
-from controller.handlers.common import dispatch, now
+from controller.handlers.common import dispatch
 from controller.scheduling import SCHEDULING
+from domain.clock import now
 from host.interface import AttachError, Attachment, AttachRequest
 from projections.memory import MemoryReadModel
 

@@ -29,10 +29,10 @@ from aiohttp import web
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
 from controller.errors import error_document
+from domain.ids import canonical_uuid
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore, StoreUnavailableError
 from projections.memory import MemoryReadModel
-from projections.state import canonical_uuid
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

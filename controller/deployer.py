@@ -32,7 +32,7 @@ from commands.deployments import (
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from controller import keys
-from controller.handlers.common import now
+from domain.clock import now
 from projections.deployments import deadline, jobs_up, targets, unfinished
 from projections.memory import MemoryReadModel
 

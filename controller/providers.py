@@ -19,7 +19,7 @@ from commands.errors import UpstreamError
 from controller import keys
 from controller.access_log import escape
 from controller.limits import refuse_own_address
-from eventstore.objects import Provider, Resource
+from domain.objects import Provider, Resource
 
 logger = logging.getLogger(__name__)
 

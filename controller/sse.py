@@ -14,7 +14,7 @@ from aiohttp import web
 
 from commands.errors import ValidationError
 from controller.limits import claim_stream_slot
-from eventstore.codec import envelope
+from domain.codec import envelope
 from eventstore.record import RecordedEvent
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.artifacts import ArtifactError, below_root
 from host.podman_cli import Podman
 

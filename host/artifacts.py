@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 
 UNPACKER = Path(__file__).with_name("unpacker.py")
 #: The most of the unpacker's complaint kept in a host error.

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.artifacts import ArtifactError, local_path
 
 # The grammar of github.com/distribution/reference, as `podman pull` reads it.

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 import attrs
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from eventstore.objects import Deployment
+from domain.objects import Deployment
 from projections.state import DeploymentProgress, State
 
 

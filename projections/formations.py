@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from eventstore.objects import JSON, Formation
-from eventstore.timefmt import ZERO_TIME, format_time
+from domain.objects import JSON, Formation
+from domain.timefmt import ZERO_TIME, format_time
 from projections.state import State
 
 FormationKey = tuple[str, str]  # (app id, release id)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import attrs
 
-from eventstore.codec import decode_meta, encode_meta
+from domain.codec import decode_meta, encode_meta
 from eventstore.record import NewEvent, RecordedEvent
 
 #: How long (in log time: commit times of the events) a key's answer is remembered.

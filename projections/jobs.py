@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventstore.objects import Job
+from domain.objects import Job
 from projections.state import State
 
 #: Job states in the order a job may move through them (SEED's check, HEAD's pending first).

@@ -10,8 +10,8 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from eventstore.codec import compact, decode, remember
-from eventstore.events import (
+from domain.codec import compact, decode, remember
+from domain.events import (
     AppCreated,
     AppUpdated,
     ArtifactCreated,
@@ -22,7 +22,7 @@ from eventstore.events import (
     RouteCreated,
     RouteUpdated,
 )
-from eventstore.objects import App, Artifact, Release
+from domain.objects import App, Artifact, Release
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections import idempotency

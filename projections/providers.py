@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore.objects import Provider, Resource
+from domain.objects import Provider, Resource
 from projections.memory import newest_first
 from projections.state import State
 

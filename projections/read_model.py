@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from eventstore.objects import JSON, Formation
+from domain.objects import JSON, Formation
 from projections.memory import MemoryReadModel, newest_first
 from projections.state import State, find_app, find_provider
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore.objects import DomainMigration, Route
+from domain.objects import DomainMigration, Route
 from projections.memory import newest_first
 from projections.state import State
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from eventstore import events, objects
+from domain import events, objects
 from eventstore.record import RecordedEvent
 from projections import idempotency
 from projections import state as state_module

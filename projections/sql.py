@@ -13,10 +13,11 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import orjson
 
-from eventstore.codec import decode
-from eventstore.events import Event
+from domain.codec import decode
+from domain.events import Event
+from domain.ids import canonical_uuid
+from domain.objects import JSON
 from eventstore.migrate import migrate
-from eventstore.objects import JSON
 from eventstore.postgres import CONNECT_TIMEOUT, UNAVAILABLE
 from eventstore.record import RecordedEvent
 from eventstore.store import StoreUnavailableError
@@ -34,7 +35,6 @@ from projections.sql_tables import (
     Table,
     upsert,
 )
-from projections.state import canonical_uuid
 
 #: This projection's row in projection_positions.
 NAME = "sql_read_model"

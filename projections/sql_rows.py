@@ -13,7 +13,7 @@ from typing import Any, assert_never
 
 import attrs
 
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -34,7 +34,7 @@ from eventstore.events import (
     RouteDeleted,
     RouteUpdated,
 )
-from eventstore.objects import Deployment, Formation
+from domain.objects import Deployment, Formation
 from projections.sql_tables import (
     APPS,
     ARTIFACTS,

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from eventstore.objects import (
+from domain.objects import (
     JSON,
     App,
     Artifact,
@@ -24,7 +24,7 @@ from eventstore.objects import (
     Resource,
     Route,
 )
-from eventstore.timefmt import parse_time
+from domain.timefmt import parse_time
 
 
 @attrs.define

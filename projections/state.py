@@ -8,14 +8,13 @@ Flynn's SQL does, so nothing here depends on dict order.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any, assert_never
 
 import attrs
 
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -36,7 +35,8 @@ from eventstore.events import (
     RouteDeleted,
     RouteUpdated,
 )
-from eventstore.objects import (
+from domain.ids import canonical_uuid
+from domain.objects import (
     App,
     Artifact,
     Deployment,
@@ -397,23 +397,6 @@ def _drop_route(state: State, route_id: str) -> None:
             state.drop(state.tcp_routes, route.port)
     elif state.http_routes.get((route.domain, route.path)) == route_id:
         state.drop(state.http_routes, (route.domain, route.path))
-
-
-# Flynn: controller/data/app.go — a path segment shaped like a uuid is an id or a name;
-# anything else is a name. Upper-case hex is a name.
-_UUID_SHAPED = re.compile(r"[a-f0-9]{8}-?(?:[a-f0-9]{4}-?){3}[a-f0-9]{12}")
-
-
-def canonical_uuid(text: str) -> str | None:
-    """`text` as a dashed lower-case uuid if it is uuid-shaped (dashed or not), else None."""
-    if not _UUID_SHAPED.fullmatch(text):
-        return None
-    hexdigits = text.replace("-", "")
-    if len(hexdigits) != 32:
-        return None
-    return (
-        f"{hexdigits[:8]}-{hexdigits[8:12]}-{hexdigits[12:16]}-{hexdigits[16:20]}-{hexdigits[20:]}"
-    )
 
 
 def find_app(state: State, ref: str) -> App | None:

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import orjson
 
-from eventstore.objects import JSON
+from domain.objects import JSON
 from eventstore.postgres import PostgresEventStore
 from projections.sql import SqlReadModel
 from replay.archive import ArchiveError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from eventstore.codec import decode, envelope
-from eventstore.events import (
+from domain.codec import decode, envelope
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -26,9 +26,9 @@ from eventstore.events import (
     RouteDeleted,
     RouteUpdated,
 )
-from eventstore.objects import JSON, Route
+from domain.ids import canonical_uuid
+from domain.objects import JSON, Route
 from eventstore.record import EventFilter, RecordedEvent
-from projections.state import canonical_uuid
 from replay.source import LogSource
 from replay.views import short
 

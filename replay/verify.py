@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from eventstore.objects import JSON
+from domain.objects import JSON
 from projections.read_model import MemoryQueries, ReadModel
 from replay.fold import rebuild
 from replay.progress import Progress

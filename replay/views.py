@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from eventstore.objects import JSON, App
-from eventstore.timefmt import format_time
+from domain.ids import canonical_uuid
+from domain.objects import JSON, App
+from domain.timefmt import format_time
 from projections.read_model import MemoryQueries
-from projections.state import State, canonical_uuid, find_app
+from projections.state import State, find_app
 from replay.fold import Rebuilt
 
 

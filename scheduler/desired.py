@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from eventstore.objects import Job
+from domain.objects import Job
 from projections.state import State
 
 Slot = tuple[str, str, str]  # (app id, release id, process type): one formation entry

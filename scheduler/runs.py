@@ -12,7 +12,7 @@ from datetime import datetime
 
 import attrs
 
-from eventstore.objects import Job
+from domain.objects import Job
 from host.interface import HostEvent
 from projections.jobs import JOB_STATES
 from scheduler.desired import Slot, slot_of

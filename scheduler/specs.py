@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from commands.releases import DEFAULT_RESOURCES
-from eventstore.objects import Artifact, Job
+from domain.objects import Artifact, Job
 from host.interface import JobSpec
 from projections.state import State
 from scheduler.desired import Slot

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from eventstore import events as ev
-from eventstore.objects import (
+from domain import events as ev
+from domain.objects import (
     App,
     Artifact,
     Deployment,

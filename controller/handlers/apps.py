@@ -7,10 +7,12 @@ from aiohttp import web
 from commands.apps import CreateApp, DeleteApp, UpdateApp, check_deletable
 from commands.providers import DeleteResources
 from controller import keys
-from controller.handlers.common import dispatch, model, new_id, now, path_app, payload
+from controller.handlers.common import dispatch, model, path_app, payload
 from controller.handlers.providers import deprovision_app_resources
 from controller.http import empty_response, json_response, read_json
-from eventstore.events import AppCreated, AppUpdated
+from domain.clock import now
+from domain.events import AppCreated, AppUpdated
+from domain.ids import new_id
 from projections.routes import current_domain
 
 

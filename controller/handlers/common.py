@@ -1,11 +1,9 @@
-"""What every handler module needs: the clock, new ids, the model, the dispatcher, lookups."""
+"""What every handler module needs: the model, the dispatcher, the write's records, lookups."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -13,8 +11,8 @@ from aiohttp import web
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
 from controller.consistency import written
-from eventstore.codec import decode
-from eventstore.events import (
+from domain.codec import decode
+from domain.events import (
     AppCreated,
     AppUpdated,
     ArtifactCreated,
@@ -27,11 +25,11 @@ from eventstore.events import (
     RouteCreated,
     RouteUpdated,
 )
-from eventstore.objects import App
+from domain.ids import canonical_uuid
+from domain.objects import App
 from eventstore.record import RecordedEvent
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
-from projections.state import canonical_uuid
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Event)
@@ -49,34 +47,6 @@ ObjectEvent = (
     | RouteCreated
     | RouteUpdated
 )
-
-
-def now() -> datetime:
-    """The time a command is decided at; Postgres keeps microseconds, and so do we."""
-    return datetime.now(UTC)
-
-
-#: Random bytes for new ids, drawn from the OS 4 KB at a time: uuid.uuid4() makes one
-#: getrandom() call per id, and under load those were 6 % of a POST /apps.
-_random = b""
-_VARIANT = "89ab"  # RFC 4122: the variant's two high bits are 10
-
-
-def _forget_random() -> None:
-    global _random
-    _random = b""  # a forked child must not hand out its parent's ids
-
-
-os.register_at_fork(after_in_child=_forget_random)
-
-
-def new_id() -> str:
-    """A random (version 4) uuid, as str(uuid.uuid4()) would give."""
-    global _random
-    if not _random:
-        _random = os.urandom(4096)
-    h, _random = _random[:16].hex(), _random[16:]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def model(request: web.Request) -> MemoryReadModel:

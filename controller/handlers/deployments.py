@@ -5,20 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from commands.deployments import CreateDeployment
-from controller.handlers.common import (
-    dispatch,
-    event_from,
-    found,
-    model,
-    new_id,
-    now,
-    path_app,
-    path_uuid,
-)
+from controller.handlers.common import dispatch, event_from, found, model, path_app, path_uuid
 from controller.http import json_response, read_json
-from eventstore.events import DeploymentCreated
+from domain.clock import now
+from domain.events import DeploymentCreated
+from domain.ids import canonical_uuid, new_id
 from projections.deployments import app_deployments, deployment
-from projections.state import canonical_uuid
 
 
 async def create_deployment(request: web.Request) -> web.Response:

@@ -6,9 +6,11 @@ from aiohttp import web
 
 from commands.domains import MigrateDomain
 from controller import keys
-from controller.handlers.common import dispatch, event_from, model, new_id, now
+from controller.handlers.common import dispatch, event_from, model
 from controller.http import json_response, read_json
-from eventstore.events import DomainMigrated
+from domain.clock import now
+from domain.events import DomainMigrated
+from domain.ids import new_id
 
 
 async def migrate_domain(request: web.Request) -> web.Response:

@@ -10,9 +10,9 @@ from controller.broadcast import BROADCASTER
 from controller.handlers.common import model
 from controller.http import json_response
 from controller.sse import open_stream, resume_position
-from eventstore.codec import envelope
+from domain.codec import envelope
+from domain.ids import canonical_uuid
 from eventstore.record import EventFilter
-from projections.state import canonical_uuid
 
 #: Largest id or count a query may name (Postgres bigint).
 MAX_INT = 2**63 - 1

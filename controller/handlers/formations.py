@@ -16,17 +16,17 @@ from controller.handlers.common import (
     event_from,
     found,
     model,
-    now,
     path_app,
     path_uuid,
     recorded,
 )
 from controller.http import empty_response, encode_json, json_response, read_json
 from controller.sse import data_frame, open_stream, pump
-from eventstore.events import FormationScaled
-from eventstore.objects import JSON, Formation
+from domain.clock import now
+from domain.events import FormationScaled
+from domain.objects import JSON, Formation
+from domain.timefmt import parse_time
 from eventstore.record import RecordedEvent
-from eventstore.timefmt import parse_time
 from projections.formations import (
     SENTINEL,
     FormationKey,

@@ -8,19 +8,12 @@ from aiohttp import web
 from commands.jobs import KillJob, PutJob, RunJob, report_app, reported_job
 from controller import keys
 from controller.attach import run_attached, wants_attach
-from controller.handlers.common import (
-    dispatch,
-    event_from,
-    found,
-    model,
-    new_id,
-    now,
-    path_app,
-    recorded,
-)
+from controller.handlers.common import dispatch, event_from, found, model, path_app, recorded
 from controller.http import empty_response, encode_json, json_response, read_json
-from eventstore.events import JobStateChanged
-from eventstore.objects import JSON, Job
+from domain.clock import now
+from domain.events import JobStateChanged
+from domain.ids import new_id
+from domain.objects import JSON, Job
 from projections.jobs import active_jobs, app_jobs, find_job
 
 

@@ -20,20 +20,13 @@ from commands.providers import (
     PutResource,
     resolve_apps,
 )
-from controller.handlers.common import (
-    dispatch,
-    found,
-    model,
-    new_id,
-    now,
-    path_app,
-    path_uuid,
-    payload,
-)
+from controller.handlers.common import dispatch, found, model, path_app, path_uuid, payload
 from controller.http import json_response, read_json
 from controller.providers import deprovision, deprovision_each, provision
-from eventstore.events import ProviderCreated, ResourceCreated, ResourceDeleted
-from eventstore.objects import Provider, Resource
+from domain.clock import now
+from domain.events import ProviderCreated, ResourceCreated, ResourceDeleted
+from domain.ids import new_id
+from domain.objects import Provider, Resource
 from eventstore.record import RecordedEvent
 from projections.providers import app_resources, provider_resource, provider_resources, providers
 from projections.state import find_provider

@@ -12,15 +12,15 @@ from controller.handlers.common import (
     event_from,
     found,
     model,
-    new_id,
-    now,
     path_app,
     path_uuid,
     payload,
     recorded,
 )
 from controller.http import empty_response, json_response, read_json
-from eventstore.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
+from domain.clock import now
+from domain.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
+from domain.ids import new_id
 
 
 async def create_artifact(request: web.Request) -> web.Response:

@@ -12,19 +12,12 @@ from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
 from commands.routes import CreateRoute, DeleteRoute, RouteSpec, UpdateRoute
-from controller.handlers.common import (
-    dispatch,
-    found,
-    model,
-    new_id,
-    now,
-    path_app,
-    path_uuid,
-    payload,
-)
+from controller.handlers.common import dispatch, found, model, path_app, path_uuid, payload
 from controller.http import empty_response, json_response, read_json
-from eventstore.events import RouteCreated, RouteUpdated
-from eventstore.objects import Route
+from domain.clock import now
+from domain.events import RouteCreated, RouteUpdated
+from domain.ids import new_id
+from domain.objects import Route
 from projections.routes import app_route, app_routes
 
 

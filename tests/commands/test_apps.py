@@ -17,7 +17,7 @@ from commands.apps import (
     update_app,
 )
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -27,7 +27,7 @@ from eventstore.events import (
     RouteCreated,
     RouteDeleted,
 )
-from eventstore.objects import Release
+from domain.objects import Release
 from projections.state import State, apply
 from tests.strategies import names, uuids
 

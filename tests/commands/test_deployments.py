@@ -19,7 +19,7 @@ from commands.deployments import (
     create_deployment,
 )
 from commands.errors import ValidationError
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -30,7 +30,7 @@ from eventstore.events import (
     JobStateChanged,
     ReleaseCreated,
 )
-from eventstore.objects import App, Job, Release
+from domain.objects import App, Job, Release
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -11,10 +11,10 @@ import pytest
 from commands.apps import CreateApp, UpdateApp
 from commands.dispatch import Dispatcher
 from commands.errors import AlreadyExistsError, ConflictError, UnavailableError, ValidationError
-from eventstore.codec import encode
-from eventstore.events import AppCreated
+from domain.codec import encode
+from domain.events import AppCreated
+from domain.objects import App
 from eventstore.memory import InMemoryEventStore
-from eventstore.objects import App
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (

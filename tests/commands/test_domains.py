@@ -8,7 +8,7 @@ from commands.apps import CreateApp, create_app
 from commands.domains import MigrateDomain, migrate_domain
 from commands.errors import ValidationError
 from commands.routes import CreateRoute, RouteSpec, create_route
-from eventstore.events import DomainMigrated, Event, RouteCreated
+from domain.events import DomainMigrated, Event, RouteCreated
 from projections.routes import current_domain
 from projections.state import State, apply
 

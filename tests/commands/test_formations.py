@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from commands.errors import NotFoundError, ValidationError
 from commands.formations import DeleteFormation, PutFormation, delete_formation, put_formation
-from eventstore.events import AppCreated, ArtifactCreated, Event, FormationScaled, ReleaseCreated
-from eventstore.objects import App, Artifact, Release
+from domain.events import AppCreated, ArtifactCreated, Event, FormationScaled, ReleaseCreated
+from domain.objects import App, Artifact, Release
 from projections.formations import active_formations, app_formations
 from projections.state import State, apply
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from commands.errors import NotFoundError, ValidationError
 from commands.jobs import KillJob, PutJob, RunJob, kill_job, put_job, run_job
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     ArtifactCreated,
@@ -17,7 +17,7 @@ from eventstore.events import (
     JobStateChanged,
     ReleaseCreated,
 )
-from eventstore.objects import App, Artifact, Release
+from domain.objects import App, Artifact, Release
 from projections.jobs import JOB_STATES, active_jobs, find_job
 from projections.state import State, apply
 

@@ -16,7 +16,7 @@ from commands.providers import (
     provision_resource,
     put_resource,
 )
-from eventstore.events import Event, ResourceCreated, ResourceDeleted
+from domain.events import Event, ResourceCreated, ResourceDeleted
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

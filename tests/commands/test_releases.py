@@ -8,7 +8,7 @@ from commands.apps import DeleteApp, delete_app
 from commands.errors import NotFoundError, ValidationError
 from commands.jobs import PutJob, put_job
 from commands.releases import DeleteRelease, delete_release
-from eventstore.events import (
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -19,7 +19,7 @@ from eventstore.events import (
     ReleaseCreated,
     ReleaseDeleted,
 )
-from eventstore.objects import App, Deployment, Job, Release
+from domain.objects import App, Deployment, Job, Release
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

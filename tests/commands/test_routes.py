@@ -18,8 +18,8 @@ from commands.routes import (
     normalized_path,
     update_route,
 )
-from eventstore.events import Event, RouteCreated, RouteDeleted, RouteUpdated
-from eventstore.objects import Route
+from domain.events import Event, RouteCreated, RouteDeleted, RouteUpdated
+from domain.objects import Route
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

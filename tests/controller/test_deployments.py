@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestClient
 
 from controller import keys
 from controller.app import create_app
-from controller.handlers.common import now
 from controller.settings import Settings
-from eventstore.codec import decode, encode
-from eventstore.events import FormationScaled, JobStateChanged
-from eventstore.objects import Job
+from domain.clock import now
+from domain.codec import decode, encode
+from domain.events import FormationScaled, JobStateChanged
+from domain.objects import Job
 from eventstore.store import EventStore
 from projections.state import State
 from tests.controller.conftest import AUTH_HEADERS

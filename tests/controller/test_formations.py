@@ -10,7 +10,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from eventstore.timefmt import format_time, parse_time
+from domain.timefmt import format_time, parse_time
 
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from applog.store import LogQuery, MemoryLogStore
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.interface import HostEvent, JobSpec
 from host.local import LocalHost
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.artifacts import ArtifactError, below_root, unpack
 from host.uids import DEFAULT_RANGE
 from tests.host.machine import reachable_dir

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.artifacts import ArtifactError
 from host.images import ImageSource, image_source
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from applog.store import MemoryLogStore
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.inputs import parse_job_id
 from host.interface import HostEvent, JobSpec
 from host.jobdir import JobDir, Record, UnsafePathError, job_path, remove

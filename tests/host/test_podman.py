@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from applog.store import LogQuery, MemoryLogStore
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.interface import AttachRequest, HostEvent, JobSpec
 from host.podman import PodmanHost
 from host.uids import DEFAULT_RANGE

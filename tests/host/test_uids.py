@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from applog.store import LogQuery, MemoryLogStore
-from eventstore.objects import Artifact
+from domain.objects import Artifact
 from host.interface import HostEvent, JobSpec
 from host.local import LocalHost
 from host.uids import DEFAULT_RANGE, AppUids, check_mapped

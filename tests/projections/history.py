@@ -15,7 +15,7 @@ from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp, exclus
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
-from eventstore.events import (
+from domain.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
     DomainMigrated,
@@ -29,7 +29,7 @@ from eventstore.events import (
     RouteDeleted,
     RouteUpdated,
 )
-from eventstore.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
+from domain.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import MemoryReadModel

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from eventstore.codec import encode
-from eventstore.events import (
+from domain.codec import encode
+from domain.events import (
     AppCreated,
     AppDeleted,
     AppReleaseSet,
@@ -26,7 +26,7 @@ from eventstore.events import (
     RouteCreated,
     RouteDeleted,
 )
-from eventstore.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
+from domain.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
 from eventstore.store import EventStore
 from tests.projections.history import DOMAIN, T0, uid
 

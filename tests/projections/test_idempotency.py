@@ -4,9 +4,9 @@ after RETENTION of log time; it survives a read-model snapshot."""
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from eventstore.codec import encode
-from eventstore.events import AppCreated
-from eventstore.objects import App
+from domain.codec import encode
+from domain.events import AppCreated
+from domain.objects import App
 from eventstore.record import RecordedEvent
 from projections import snapshot
 from projections.idempotency import RETENTION, Idempotency, KeyedWrite

@@ -7,7 +7,7 @@ import pytest
 
 from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
-from eventstore.events import (
+from domain.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
     DomainMigrated,
@@ -17,8 +17,8 @@ from eventstore.events import (
     ResourceCreated,
     RouteCreated,
 )
+from domain.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
 from eventstore.memory import InMemoryEventStore
-from eventstore.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from projections.read_model import MemoryQueries, ReadModel

@@ -8,7 +8,7 @@ import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventstore.codec import decode
+from domain.codec import decode
 from eventstore.memory import InMemoryEventStore
 from eventstore.record import RecordedEvent
 from projections.memory import MemoryReadModel

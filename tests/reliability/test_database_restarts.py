@@ -13,9 +13,9 @@ import aiohttp
 import orjson
 import pytest
 
-from eventstore.codec import encode
-from eventstore.events import ArtifactCreated
-from eventstore.objects import Artifact
+from domain.codec import encode
+from domain.events import ArtifactCreated
+from domain.objects import Artifact
 from eventstore.postgres import PostgresEventStore
 from localpg import LocalPG
 from replay.archive import ArchiveError

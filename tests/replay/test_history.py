@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from eventstore.events import ReleaseDeleted
+from domain.events import ReleaseDeleted
 from eventstore.memory import InMemoryEventStore
 from replay.history import app_events, find_app_id, history_text, summary, timeline
 

@@ -14,11 +14,11 @@ from aiohttp.test_utils import TestClient
 from controller import keys
 from controller.scheduling import SCHEDULING
 from controller.settings import Settings
-from eventstore.codec import encode
-from eventstore.events import FormationScaled
+from domain.codec import encode
+from domain.events import FormationScaled
+from domain.timefmt import parse_time
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
-from eventstore.timefmt import parse_time
 from tests.host.machine import running
 from tests.scheduler.service import (
     WORKER,

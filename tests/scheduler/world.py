@@ -20,8 +20,8 @@ from commands.dispatch import Dispatcher
 from commands.formations import PutFormation
 from commands.jobs import KillJob, RunJob
 from commands.releases import CreateArtifact, CreateRelease
+from domain.objects import Job
 from eventstore.memory import InMemoryEventStore
-from eventstore.objects import Job
 from host.interface import HostEvent, JobSpec
 from projections.memory import MemoryReadModel
 from scheduler import Backoff, Scheduler

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from eventstore.timefmt import format_time, parse_time
+from domain.timefmt import format_time, parse_time
 
 JSON = dict[str, Any]
 

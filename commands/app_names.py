@@ -1,11 +1,8 @@
-"""Ids and names the server chooses: client-given ids canonicalized, app names generated."""
+"""The names the server gives apps created without one: "<adjective>-<noun>-<n>"."""
 
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Any
-
-from projections.state import canonical_uuid
 
 _ADJECTIVES = (
     "amber", "brave", "calm", "dusty", "eager", "fancy", "gentle", "happy", "icy", "jolly",
@@ -30,11 +27,3 @@ def generated_app_name(sequence: int, taken: Container[str]) -> str:
         if name not in taken:
             return name
         n += 1
-
-
-def given_id(doc: dict[str, Any], new_id: str) -> str:
-    """A client-chosen id (dashed or not, any case) in canonical form, else the server's."""
-    given = doc.get("id")
-    if isinstance(given, str) and given:
-        return canonical_uuid(given.lower()) or new_id
-    return new_id

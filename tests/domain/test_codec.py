@@ -6,8 +6,8 @@ from pathlib import Path
 import orjson
 from hypothesis import given
 
-from eventstore.codec import UnknownEventError, decode, encode, envelope
-from eventstore.events import EVENT_TYPES, Event
+from domain.codec import UnknownEventError, decode, encode, envelope
+from domain.events import EVENT_TYPES, Event
 from eventstore.record import RecordedEvent
 from tests.strategies import events
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import attrs
 
-from eventstore.objects import (
+from domain.objects import (
     JSON,
     App,
     Artifact,
@@ -24,7 +24,7 @@ from eventstore.objects import (
     Route,
     ident,
 )
-from eventstore.timefmt import format_time, parse_time
+from domain.timefmt import format_time, parse_time
 
 
 @attrs.frozen

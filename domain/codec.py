@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from eventstore.events import EVENT_TYPES, Event, JobStateChanged
+from domain.events import EVENT_TYPES, Event, JobStateChanged
+from domain.timefmt import format_time
 from eventstore.record import NewEvent, RecordedEvent
-from eventstore.timefmt import format_time
 
 
 def compact(data: bytes) -> bytes:
