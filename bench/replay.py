@@ -26,7 +26,6 @@ import orjson
 from bench import Usage, scratch_database, server
 from bench.report import Row, Target
 from bench.sse import machine_cpu
-from controller.backup import archive_chunks
 from domain.codec import encode
 from domain.events import (
     AppCreated,
@@ -52,6 +51,7 @@ from replay.progress import Progress
 from replay.reader import verify_archive
 from replay.restore import check_database, load
 from replay.source import ArchiveSource, LogSource
+from service.backup import archive_chunks
 
 
 @attrs.frozen

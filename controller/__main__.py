@@ -17,14 +17,15 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
 from controller import server
-from controller.access_log import hide_keys_in_logs, setup_logging
+from controller.access_log import setup_logging
 from controller.app import create_app
-from controller.backup import backup_database
 from controller.server import SHUTDOWN_TIMEOUT
-from controller.settings import Settings
-from controller.workers import Supervisor, exit_when_orphaned, worker_argv
 from localpg import LocalPG, ensure_database
 from replay.cli import add_parser as add_replay_parser
+from service.backup import backup_database
+from service.log_format import hide_keys_in_logs
+from service.settings import Settings
+from service.supervisor import Supervisor, exit_when_orphaned, worker_argv
 
 logger = logging.getLogger("evenflow")
 
@@ -166,7 +167,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="service processes sharing the port (default: one per core; 1 with SCHEDULER=local)",
     )
-    run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # see workers.py
+    run.add_argument(
+        "--worker", action="store_true", help=argparse.SUPPRESS
+    )  # see service/supervisor.py
     run.set_defaults(func=serve)
     dump = commands.add_parser("backup", help="write a backup of the log (as GET /backup)")
     dump.add_argument("-o", "--output", required=True, help="file or folder; - for stdout")

@@ -1,5 +1,5 @@
 """Log lines from requests: the access log (one line per request, its key redacted), and
-the service log's formatter, which no request can forge a line in nor leak a key through."""
+the service's logging set up with the formatter of service/log_format.py."""
 
 from __future__ import annotations
 
@@ -14,23 +14,12 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-REDACTED = "[REDACTED]"
-#: Keys shorter than this are not searched for in log lines: replacing every occurrence
-#: of a very short string would garble the log (the parameters are still redacted).
-MIN_HIDDEN_KEY = 8
+from service.log_format import MIN_HIDDEN_KEY, REDACTED, LogFormatter, escape, hide_keys
+
 #: Where a request target's parameters begin and end: `;` and `#` too, though the server
 #: splits only on `&`, so that a key sent in a form it does not read is not logged either.
 _SEPARATORS = re.compile(r"([?&;#])")
 _NOT_ALNUM = re.compile(r"[\W_]+")
-
-
-def escape(text: str) -> str:
-    """`text` with every non-printable character (line breaks, escape sequences, bidi
-    controls) written as a Python escape: a logged value stays on its line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _decoded(text: str) -> str:
@@ -63,14 +52,6 @@ def redact(target: str) -> str:
             name, equals, _ = piece.partition("=")
             pieces[i] = f"{name}={REDACTED}" if equals else REDACTED
     return "".join(pieces)
-
-
-def hide_keys(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of a key replaced."""
-    for secret in secrets:
-        if len(secret) >= MIN_HIDDEN_KEY and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
@@ -116,27 +97,6 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-class LogFormatter(logging.Formatter):
-    """The service log's lines. A record's message has its control characters escaped, and
-    the lines after its first (a traceback) are indented: only a record starts a line at
-    the left margin. The keys in `secrets` are replaced wherever they appear."""
-
-    def __init__(self, fmt: str = LOG_FORMAT, secrets: Iterable[str] = ()) -> None:
-        super().__init__(fmt)
-        self.secrets = tuple(secrets)
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape(record.message)
-        return super().formatMessage(record)
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        first, newline, rest = text.partition("\n")
-        if newline:
-            text = first + "".join("\n  " + escape(line) for line in rest.split("\n"))
-        return hide_keys(text, self.secrets) if self.secrets else text
-
-
 class BadRequestFilter(logging.Filter):
     """aiohttp logs each malformed request as an ERROR with a traceback that quotes the
     request's first line (a key in it included): the client's mistake, not the service's.
@@ -167,10 +127,3 @@ def setup_logging(level: str) -> None:
     handler.setFormatter(LogFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
-
-
-def hide_keys_in_logs(secrets: Iterable[str]) -> None:
-    """From now on, the service log replaces these keys wherever they appear."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, LogFormatter):
-            handler.formatter.secrets = tuple(secrets)

@@ -29,7 +29,6 @@ from commands.errors import DomainError, UnavailableError, ValidationError
 from commands.jobs import KillJob, RunJob
 from controller import keys
 from controller.handlers.common import dispatch
-from controller.scheduling import SCHEDULING
 from domain.clock import now
 from host.interface import AttachError, Attachment, AttachRequest
 from projections.memory import MemoryReadModel
@@ -54,7 +53,7 @@ async def run_attached(
     request: web.Request, command: RunJob, doc: dict[str, Any]
 ) -> web.StreamResponse:
     """Record the one-off job with its streams attached here, then speak frames."""
-    scheduling = request.app.get(SCHEDULING)
+    scheduling = request.app.get(keys.SCHEDULING)
     scheduler = scheduling.scheduler if scheduling is not None else None
     if scheduler is None:
         raise UnavailableError(

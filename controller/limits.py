@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import re
 import resource
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 import orjson
 from aiohttp import web
 
-from commands.errors import JSONSyntaxError, UnavailableError, UpstreamError, ValidationError
+from commands.errors import JSONSyntaxError, UnavailableError, ValidationError
 from controller import keys
 from controller.errors import RequestTimeoutError
 
@@ -232,35 +229,3 @@ async def limits_context(app: web.Application) -> AsyncIterator[None]:
         )
     app[STREAM_SLOTS] = StreamSlots(limit)
     yield
-
-
-# -- outbound calls ------------------------------------------------------------------------
-
-
-async def refuse_own_address(request: web.Request, url: str) -> None:
-    """Refuse an outbound call (to a resource provider) that would reach this service itself.
-
-    The call carries none of our credentials, so it could do no more than any anonymous
-    client; refusing it keeps a provider URL from turning the service against itself.
-    """
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    if not isinstance(sockname, tuple):
-        return  # not an IP socket (a Unix one): a URL cannot name it
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return  # not a port: the call fails by itself
-    if port != sockname[1] or not parts.hostname:
-        return
-    own = ipaddress.ip_address(sockname[0])
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
-    except OSError:
-        return  # unresolvable: the call fails by itself
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
-        if address == own or address.is_loopback or address.is_unspecified:
-            raise UpstreamError(f"resource provider URL {url} points at this controller; refused")

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from controller.handlers.common import IDEMPOTENCY_KEY
 from controller.http import json_response
-from controller.settings import EVENFLOW_VERSION
+from service.settings import EVENFLOW_VERSION
 
 JSON = dict[str, Any]
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from controller.access_log import AccessLogger
 from controller.connections import ConnectionGate, connection_limit
-from controller.settings import Settings
+from service.settings import Settings
 
 logger = logging.getLogger("evenflow")
 

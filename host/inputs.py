@@ -1,6 +1,6 @@
 """The shapes a host accepts from clients: job ids, host ids, command lines, environments.
 
-The API checks them when a request comes in (commands/jobs.py, controller/settings.py), and
+The API checks them when a request comes in (commands/jobs.py, service/settings.py), and
 the local host checks them again before it uses them, so that nothing a client sent becomes a
 path, a process argument or an environment entry unchecked.
 """

@@ -11,7 +11,7 @@ It is restartable: it reports `starting` before it asks the host to start a job,
 a host runs is live in the log. On start it recovers the host's jobs: it adopts the ones the
 log knows as live, stops the ones it does not (orphans), and marks `down` the live jobs no
 host runs (lost). Only one scheduler may run against a log at a time (see
-controller/scheduling.py).
+service/scheduling.py).
 """
 
 from __future__ import annotations

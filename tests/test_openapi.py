@@ -12,8 +12,8 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from controller.app import create_app
 from controller.openapi import OPEN_PATHS, OPERATIONS, build_document, routes
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 
 KEY = "openapi-key"
 

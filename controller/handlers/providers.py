@@ -20,9 +20,9 @@ from commands.providers import (
     PutResource,
     resolve_apps,
 )
+from controller import keys
 from controller.handlers.common import dispatch, found, model, path_app, path_uuid, payload
 from controller.http import json_response, read_json
-from controller.providers import deprovision, deprovision_each, provision
 from domain.clock import now
 from domain.events import ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import new_id
@@ -30,8 +30,18 @@ from domain.objects import Provider, Resource
 from eventstore.record import RecordedEvent
 from projections.providers import app_resources, provider_resource, provider_resources, providers
 from projections.state import find_provider
+from service.providers import Address, ProviderClient
 
 logger = logging.getLogger(__name__)
+
+
+def providers_client(request: web.Request) -> ProviderClient:
+    return request.app[keys.PROVIDERS]
+
+
+def here(request: web.Request) -> Address:
+    """Where the request came in: no provider URL may point back there."""
+    return request.transport.get_extra_info("sockname") if request.transport else None
 
 
 def path_provider(request: web.Request) -> Provider:
@@ -66,7 +76,9 @@ async def provision_resource(request: web.Request) -> web.Response:
     provider = path_provider(request)
     # Unknown apps are refused before anything is provisioned.
     apps = resolve_apps(model(request).state, doc.get("apps") or ())
-    external_id, env = await provision(request, provider, doc.get("config"))
+    external_id, env = await providers_client(request).provision(
+        provider, doc.get("config"), here=here(request)
+    )
     command = ProvisionResource(new_id(), now(), provider.id, external_id, env, apps)
     records = await _record_or_deprovision(request, command, provider)
     return json_response(payload(records, ResourceCreated))
@@ -81,7 +93,7 @@ async def _record_or_deprovision(
         # Not recorded (log unavailable, app deleted meanwhile, ...): give it back.
         resource = Resource(command.id, provider.id, command.now, command.external_id)
         try:
-            await deprovision(request, provider, resource)
+            await providers_client(request).deprovision(provider, resource, here=here(request))
         except UpstreamError as exc:
             # Nothing else knows about it any more: an operator has to.
             logger.error("resource %s at %s leaked: %s", command.external_id, provider.name, exc)
@@ -109,7 +121,8 @@ async def get_resource(request: web.Request) -> web.Response:
 async def delete_resource(request: web.Request) -> web.Response:
     provider = path_provider(request)
     resource = path_resource(request, provider)
-    await deprovision(request, provider, resource)  # a failure leaves everything in place
+    # A failure leaves everything in place.
+    await providers_client(request).deprovision(provider, resource, here=here(request))
     records = await dispatch(request, DeleteResource(resource.id, now()))
     return json_response(payload(records, ResourceDeleted))  # Flynn: the deleted resource
 
@@ -128,7 +141,9 @@ async def deprovision_app_resources(request: web.Request, app_id: str) -> tuple[
     """
     state = model(request).state
     resources = [state.resources[r] for r in exclusive_resources(state, app_id)]
-    done, failure = await deprovision_each(request, resources)
+    done, failure = await providers_client(request).deprovision_each(
+        state.providers, resources, here=here(request)
+    )
     if failure is None:
         return tuple(done)
     await dispatch(request, DeleteResources(tuple(done), now()))

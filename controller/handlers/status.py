@@ -11,8 +11,8 @@ from aiohttp import web
 
 from commands.errors import NotFoundError
 from controller import keys
-from controller.settings import EVENFLOW_VERSION, FLYNN_VERSION
 from eventstore.store import EventStore, StoreUnavailableError
+from service.settings import EVENFLOW_VERSION, FLYNN_VERSION
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -8,10 +8,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
+from service.settings import Settings
 
 AUTH_KEY = "test-key"
 AUTH_HEADERS = {"Authorization": aiohttp.encode_basic_auth("", AUTH_KEY)}

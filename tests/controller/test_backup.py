@@ -18,8 +18,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.backup import archive_chunks
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
@@ -27,6 +25,8 @@ from eventstore.store import PAGE_SIZE
 from replay import archive
 from replay.archive import ArchiveError
 from replay.reader import ArchiveReader, verify_archive
+from service.backup import archive_chunks
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 
 FILENAME = re.compile(r'attachment; filename="(evenflow-backup-\d{4}-\d\d-\d\d_\d{6})\.tar"')

@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
 from controller.consistency import HEADER, LogHead
-from controller.settings import Settings
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
 from eventstore.store import EventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 
 STREAM = {"Accept": "text/event-stream"}

@@ -19,13 +19,13 @@ from aiohttp.test_utils import TestClient
 
 from controller import keys
 from controller.app import create_app
-from controller.settings import Settings
 from domain.clock import now
 from domain.codec import decode, encode
 from domain.events import FormationScaled, JobStateChanged
 from domain.objects import Job
 from eventstore.store import EventStore
 from projections.state import State
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS
 
 RECORDED = json.loads(

@@ -14,11 +14,11 @@ from aiohttp.test_utils import TestClient
 from controller import broadcast, sse
 from controller.app import create_app
 from controller.broadcast import BROADCASTER, Broadcaster
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
 from eventstore.store import StoreUnavailableError
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 
 STREAM = {"Accept": "text/event-stream"}

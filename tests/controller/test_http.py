@@ -4,7 +4,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from controller.settings import Settings
+from service.settings import Settings
 
 
 def basic(password: str, user: str = "") -> dict[str, str]:

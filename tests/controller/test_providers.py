@@ -9,8 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller import keys
-from controller.settings import Settings
 from eventstore.store import StoreUnavailableError
+from service.settings import Settings
 from tests.controller.api import create_app, create_provider, events_of, ok_json, provision
 from tests.controller.provider_server import ProviderServer, running_provider
 

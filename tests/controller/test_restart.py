@@ -8,10 +8,10 @@ from aiohttp.test_utils import TestClient
 
 from controller import keys
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
 from projections.read_model import MemoryQueries
 from projections.sql import SqlReadModel
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 
 pytestmark = pytest.mark.postgres

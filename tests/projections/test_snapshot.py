@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller import snapshots
-from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
 from projections import snapshot
 from projections.memory import MemoryReadModel
 from projections.read_model import MemoryQueries
+from service import snapshots
+from service.settings import Settings
 from tests.projections.history import History, prelude
 from tests.projections.test_state import FOLD_SETTINGS, contents, histories, recorded
 

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from localpg import LocalPG, LocalPGError, ensure_database
+from service.settings import Settings
 from tests.reliability.service import AUTH, KEY, OLD_KEY, Service
 
 #: (test, figure, value) measured by the tests of this run; see pytest_terminal_summary.

@@ -17,8 +17,8 @@ from commands.errors import JSONSyntaxError, ValidationError
 from controller.app import create_app
 from controller.limits import MAX_JSON_DEPTH, decode_body
 from controller.openapi import OPERATIONS
-from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
+from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY
 
 CONTENT_TYPE_ERROR = {

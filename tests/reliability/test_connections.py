@@ -18,8 +18,8 @@ from controller import server
 from controller.app import create_app
 from controller.connections import client_of
 from controller.server import Served
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.reliability.service import AUTH, KEY, OLD_KEY, Service
 
 #: Extra seconds a timeout may take to show on this busy 2-core machine.

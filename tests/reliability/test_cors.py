@@ -7,8 +7,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.reliability.service import AUTH, KEY
 
 DASHBOARD = "https://dashboard.example.com"

@@ -17,10 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.access_log import AccessLogger, BadRequestFilter, LogFormatter, escape, redact
+from controller.access_log import AccessLogger, BadRequestFilter, redact
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.log_format import LogFormatter, escape
+from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, Service
 
 SECRET = "S3cr3t-Value-9xQ"  # as a key would be: no "key" in it

@@ -22,8 +22,8 @@ from controller import middlewares
 from controller.access_log import redact
 from controller.app import create_app
 from controller.openapi import OPEN_PATHS
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, ROOT, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()

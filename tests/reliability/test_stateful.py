@@ -23,8 +23,8 @@ from hypothesis.stateful import (
 )
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.reliability.conftest import report
 
 KEY = "stateful-key"

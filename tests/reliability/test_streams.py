@@ -169,8 +169,8 @@ async def test_streams_past_max_streams_are_refused_in_process(aiohttp_client: A
     """With MAX_STREAMS=2: two streams open, the third is a 503 document, a closed one's slot
     is given back, and ordinary requests are not counted."""
     from controller.app import create_app
-    from controller.settings import Settings
     from eventstore.memory import InMemoryEventStore
+    from service.settings import Settings
 
     app = create_app(Settings(auth_keys=("k",), max_streams=2), store=InMemoryEventStore())
     client = await aiohttp_client(

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.store import StoreUnavailableError
+from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY
 
 #: The status's documented bound.

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
+from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY
 
 #: Schemas whose limits another part of the service owns (job ids and reports).

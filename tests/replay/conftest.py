@@ -6,8 +6,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY, DOMAIN
 from tests.replay.scenario import build_history
 

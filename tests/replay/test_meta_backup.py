@@ -10,13 +10,13 @@ import pytest
 
 from commands.apps import CreateApp
 from commands.dispatch import Dispatcher
-from controller.backup import archive_chunks
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
 from replay.archive import decode_line, encode_line
 from replay.restore import restore
+from service.backup import archive_chunks
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEY = Idempotency("create-once", ("POST", "/apps", hashlib.sha256(b"{}").hexdigest()))

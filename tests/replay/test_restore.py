@@ -9,13 +9,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.postgres import PostgresEventStore
 from projections.sql import SqlReadModel
 from replay.archive import ArchiveError
 from replay.restore import RestoreError, restore
 from replay.source import ArchiveSource
 from replay.verify import Service, verify_read_model, verify_service
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 from tests.replay.scenario import build_history, run_cli
 

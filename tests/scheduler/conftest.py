@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.settings import Settings
+from service.settings import Settings
 from tests.controller.conftest import AUTH_KEY
 from tests.host.machine import reachable_dir
 

@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.store import EventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS
 from tests.host.machine import WEB_PY, make_artifact
 

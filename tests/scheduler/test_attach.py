@@ -10,9 +10,9 @@ import attrs
 import orjson
 from aiohttp.test_utils import TestClient
 
-from controller.scheduling import SCHEDULING
-from controller.settings import Settings
+from controller.keys import SCHEDULING
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS
 from tests.scheduler.attach_client import Attached
 from tests.scheduler.service import WORKER, jobs, released_app, start, until

@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from controller.app import create_app
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 from tests.host.machine import make_artifact, reachable_dir
 

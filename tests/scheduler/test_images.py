@@ -13,8 +13,8 @@ import attrs
 import pytest
 from aiohttp.test_utils import TestClient
 
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS
 from tests.host.images import busybox_image, containers, published_port, remove_containers
 from tests.scheduler.attach_client import Attached

@@ -12,13 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller import keys
-from controller.scheduling import SCHEDULING
-from controller.settings import Settings
+from controller.keys import SCHEDULING
 from domain.codec import encode
 from domain.events import FormationScaled
 from domain.timefmt import parse_time
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
+from service.settings import Settings
 from tests.host.machine import running
 from tests.scheduler.service import (
     WORKER,

@@ -9,16 +9,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-import controller.projector as projector_module
+import service.projector as projector_module
 from controller import keys
 from controller.app import create_app
-from controller.projector import HEALTH_NAME, project
-from controller.settings import Settings
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import StoreUnavailableError
 from localpg import LocalPG
 from projections.sql import SqlReadModel
+from service.projector import HEALTH_NAME, project
+from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 from tests.projections.synthetic import append_synthetic
 

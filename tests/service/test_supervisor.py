@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from controller.workers import Supervisor
+from service.supervisor import Supervisor
 from tests.processes import ROOT, free_port, serve_command
 
 pytestmark = pytest.mark.postgres
@@ -94,7 +94,7 @@ async def test_two_workers_share_the_port_and_see_each_others_writes(make_databa
 def test_the_supervisor_gives_up_on_workers_that_cannot_start(monkeypatch):
     """A worker that keeps exiting at once (a port in use, a bad setting) ends the parent
     with an error instead of restarting forever."""
-    monkeypatch.setattr("controller.workers.RESTART_MAX", 0.0)
-    monkeypatch.setattr("controller.workers.POLL", 0.01)
+    monkeypatch.setattr("service.supervisor.RESTART_MAX", 0.0)
+    monkeypatch.setattr("service.supervisor.POLL", 0.01)
     supervisor = Supervisor(2, [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), 5)
     assert supervisor.run() == 1

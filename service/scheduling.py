@@ -24,14 +24,16 @@ from typing import Protocol
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
-from aiohttp import web
 
-from controller import keys
-from controller.settings import Settings
+from applog.store import LogStore
+from commands.dispatch import Dispatcher
 from eventstore.postgres import UNAVAILABLE, PostgresEventStore
-from eventstore.store import StoreUnavailableError
+from eventstore.store import EventStore, StoreUnavailableError
 from host.mixed import open_host
+from projections.memory import MemoryReadModel
 from scheduler import Backoff, Scheduler
+from service.settings import Settings
+from service.tasks import Health, background
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,6 @@ class Scheduling:
     enabled: bool
     leading: bool = False
     scheduler: Scheduler | None = None
-
-
-SCHEDULING = web.AppKey("scheduling", Scheduling)
 
 
 class Election(Protocol):
@@ -116,79 +115,89 @@ class AdvisoryLockElection:
                 return
 
 
-async def scheduling_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    state = app[SCHEDULING] = Scheduling(enabled=settings.scheduler == "local")
+@contextlib.asynccontextmanager
+async def scheduling(
+    settings: Settings,
+    store: EventStore,
+    model: MemoryReadModel,
+    dispatcher: Dispatcher,
+    logs: LogStore,
+    health: Health,
+) -> AsyncIterator[Scheduling]:
+    """Scheduling in this process while the block runs (if SCHEDULER=local): leading
+    whenever it can, reported in `health` if it fails."""
+    state = Scheduling(enabled=settings.scheduler == "local")
     if not state.enabled:
-        yield
+        yield state
         return
-    task = asyncio.create_task(_supervised(app, settings, state), name="evenflow-scheduling")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    leader = Leader(settings, store, model, dispatcher, logs, state)
+    async with background(HEALTH_NAME, leader.run(), health):
+        yield state
 
 
-def election(app: web.Application, settings: Settings) -> Election:
-    store = app[keys.STORE]
+def election(store: EventStore, settings: Settings) -> Election:
     if isinstance(store, PostgresEventStore):
         return AdvisoryLockElection(store.pool, settings.leader_retry)
     return AlwaysLeader()
 
 
-async def _supervised(app: web.Application, settings: Settings, state: Scheduling) -> None:
-    """Lead whenever this process can; a scheduler that fails says so in the health status."""
-    elected = election(app, settings)
-    try:
+@attrs.frozen
+class Leader:
+    """Runs the scheduler whenever this process leads."""
+
+    settings: Settings
+    store: EventStore
+    model: MemoryReadModel
+    dispatcher: Dispatcher
+    logs: LogStore
+    state: Scheduling
+
+    async def run(self) -> None:
+        """Lead whenever this process can, for ever."""
+        elected = election(self.store, self.settings)
+        state = self.state
         while True:
             async with elected.leadership() as lost:
                 state.leading = True
                 try:
-                    await _lead(app, settings, state, lost)
+                    await self._lead(lost)
                 except _DATABASE_ERRORS as exc:
                     logger.warning("scheduler standing down, the log is unavailable: %s", exc)
                 finally:
                     state.leading, state.scheduler = False, None
-            await asyncio.sleep(settings.leader_retry)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        logger.exception("the scheduler failed")
-        app[keys.HEALTH][HEALTH_NAME] = f"failed: {exc!r}"
+            await asyncio.sleep(self.settings.leader_retry)
 
-
-async def _lead(
-    app: web.Application, settings: Settings, state: Scheduling, lost: asyncio.Event
-) -> None:
-    """Run the scheduler until leadership is lost (or the service stops)."""
-    model = app[keys.READ_MODEL]
-    await model.reached(await app[keys.STORE].last_id())  # all the last leader reported
-    host = open_host(
-        settings.job_host,
-        settings.host_id,
-        settings.data_dir / "host",
-        app[keys.LOG_STORE],
-        artifact_root=settings.artifacts_dir,
-        uid_range=settings.job_uid_range,
-        stop_grace=settings.job_stop_grace,
-        up_timeout=settings.job_up_timeout,
-        poll_interval=settings.host_poll_interval,
-        pull=settings.image_pull,
-        runtime=settings.podman_runtime,
-    )
-    backoff = Backoff(delays=settings.restart_backoff, reset_after=settings.restart_reset)
-    scheduler = state.scheduler = Scheduler(model, app[keys.DISPATCHER], host, backoff=backoff)
-    logger.info("scheduler leading on host %s (%s)", host.id, settings.data_dir / "host")
-    running = asyncio.create_task(scheduler.run(), name="evenflow-scheduler")
-    standing_down = asyncio.create_task(lost.wait())
-    try:
-        await asyncio.wait({running, standing_down}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
-            running.result()  # it runs forever: here it failed
-        logger.warning("scheduler lost its lock; standing by")
-    finally:
-        for task in (running, standing_down):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await host.close()
+    async def _lead(self, lost: asyncio.Event) -> None:
+        """Run the scheduler until leadership is lost (or the service stops)."""
+        settings = self.settings
+        await self.model.reached(await self.store.last_id())  # all the last leader reported
+        host = open_host(
+            settings.job_host,
+            settings.host_id,
+            settings.data_dir / "host",
+            self.logs,
+            artifact_root=settings.artifacts_dir,
+            uid_range=settings.job_uid_range,
+            stop_grace=settings.job_stop_grace,
+            up_timeout=settings.job_up_timeout,
+            poll_interval=settings.host_poll_interval,
+            pull=settings.image_pull,
+            runtime=settings.podman_runtime,
+        )
+        backoff = Backoff(delays=settings.restart_backoff, reset_after=settings.restart_reset)
+        scheduler = Scheduler(self.model, self.dispatcher, host, backoff=backoff)
+        self.state.scheduler = scheduler
+        logger.info("scheduler leading on host %s (%s)", host.id, settings.data_dir / "host")
+        running = asyncio.create_task(scheduler.run(), name="evenflow-scheduler")
+        standing_down = asyncio.create_task(lost.wait())
+        try:
+            await asyncio.wait({running, standing_down}, return_when=asyncio.FIRST_COMPLETED)
+            if running.done():
+                running.result()  # it runs forever: here it failed
+            logger.warning("scheduler lost its lock; standing by")
+        finally:
+            for task in (running, standing_down):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await host.close()

@@ -2,7 +2,8 @@
 
 Only with the Postgres log (the in-memory one has no database to project into). While the
 database is unavailable the task waits and tries again; any other failure is logged and
-reported in the health status, and the task stops rather than serve a wrong model.
+reported in the health status (service/tasks.py), and the task stops rather than serve a
+wrong model.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-
-from controller import keys
-from controller.workers import worker_index
 from eventstore.postgres import PostgresEventStore
-from eventstore.store import StoreUnavailableError
+from eventstore.store import EventStore, StoreUnavailableError
 from projections.sql import SqlReadModel
 from projections.sql_projector import SqlProjector
+from service.supervisor import worker_index
+from service.tasks import Health, background
 
 logger = logging.getLogger(__name__)
 
@@ -33,22 +32,22 @@ RETRY_MAX = 2.0  # the health status recovers this soon after the database does
 PACE = 0.05
 
 
-async def sql_projector_context(app: web.Application) -> AsyncIterator[None]:
-    store = app[keys.STORE]
+@contextlib.asynccontextmanager
+async def sql_projector(store: EventStore, health: Health) -> AsyncIterator[None]:
+    """The SQL projector running in the background while the block runs, if this process
+    runs one."""
     # With `serve --workers N` the first worker projects: one projector per machine does
     # the work once (several would all decode every event, and contend for the position).
     if not isinstance(store, PostgresEventStore) or worker_index() not in (None, 0):
         yield
         return
-    task = asyncio.create_task(project(store, app[keys.HEALTH]), name="evenflow-sql-projector")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background(HEALTH_NAME, project(store, health), health):
+        yield
 
 
-async def project(store: PostgresEventStore, health: dict[str, str]) -> None:
-    """Migrate the read model and follow the log into it, until cancelled or broken."""
+async def project(store: PostgresEventStore, health: Health) -> None:
+    """Migrate the read model and follow the log into it, until cancelled or broken (a
+    failure other than the database's unavailability is raised)."""
     delay = RETRY_MIN
     while True:
         try:
@@ -65,7 +64,3 @@ async def project(store: PostgresEventStore, health: dict[str, str]) -> None:
             health[HEALTH_NAME] = f"unavailable: {exc}"
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX)
-        except Exception as exc:
-            logger.exception("SQL projector failed")
-            health[HEALTH_NAME] = f"failed: {exc!r}"
-            return

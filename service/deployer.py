@@ -21,8 +21,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from aiohttp import web
-
 from commands.deployments import (
     MAX_NEW_JOB_FAILURES,
     STRATEGIES,
@@ -31,17 +29,17 @@ from commands.deployments import (
 )
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
-from controller import keys
 from domain.clock import now
 from projections.deployments import deadline, jobs_up, targets, unfinished
 from projections.memory import MemoryReadModel
+from service.tasks import Health, background
 
 __all__ = [
-    "DEPLOYER",
+    "HEALTH_NAME",
     "MAX_NEW_JOB_FAILURES",
     "SUPPORTED_STRATEGIES",
     "Deployer",
-    "deployer_context",
+    "deploying",
     "jobs_up",
     "targets",
 ]
@@ -49,6 +47,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SUPPORTED_STRATEGIES = frozenset(STRATEGIES)
+#: The component's name in the health status.
+HEALTH_NAME = "deployer"
 #: The longest the deployer sleeps without looking (a missed wake-up, a clock jump).
 MAX_SLEEP = 5.0
 #: After the log was unavailable or kept moving: look again this much later.
@@ -102,25 +102,12 @@ class Deployer:
                     await self.model.changed()
 
 
-DEPLOYER = web.AppKey("deployer", Deployer)
-
-
-async def deployer_context(app: web.Application) -> AsyncIterator[None]:
-    deployer = Deployer(app[keys.READ_MODEL], app[keys.DISPATCHER])
-    app[DEPLOYER] = deployer
-    task = asyncio.create_task(_supervised(app, deployer), name="evenflow-deployer")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _supervised(app: web.Application, deployer: Deployer) -> None:
-    """A deployer that fails says so in the health status (and the log), not silently."""
-    try:
-        await deployer.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        logger.exception("the deployer failed")
-        app[keys.HEALTH]["deployer"] = f"failed: {exc!r}"
+@contextlib.asynccontextmanager
+async def deploying(
+    model: MemoryReadModel, dispatcher: Dispatcher, health: Health
+) -> AsyncIterator[Deployer]:
+    """A deployer running in the background while the block runs (a failure is reported
+    in `health`, not silent)."""
+    deployer = Deployer(model, dispatcher)
+    async with background(HEALTH_NAME, deployer.run(), health):
+        yield deployer

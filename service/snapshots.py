@@ -13,12 +13,12 @@ import os
 import time
 from pathlib import Path
 
-from controller.settings import Settings
-from controller.workers import worker_index
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from projections import snapshot
 from projections.memory import MemoryReadModel
+from service.settings import Settings
+from service.supervisor import worker_index
 
 logger = logging.getLogger(__name__)
 

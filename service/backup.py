@@ -1,30 +1,18 @@
-"""The backup: the log up to a fixed event id, streamed as a tar (see replay/archive.py)."""
+"""The backup: the log up to a fixed event id as a tar (see replay/archive.py), in pieces
+or into a file (`evenflow backup`)."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from replay.archive import ArchiveWriter, archive_name
-
-logger = logging.getLogger(__name__)
-
-
-def backup_headers(created_at: datetime) -> dict[str, str]:
-    """Flynn's download headers, with Evenflow's file name."""
-    return {
-        "Content-Type": "application/tar",
-        "Content-Disposition": f'attachment; filename="{archive_name(created_at)}.tar"',
-    }
 
 
 async def archive_chunks(
@@ -41,29 +29,6 @@ async def archive_chunks(
         if chunk:
             yield chunk
     yield writer.finish(last_event_id)
-
-
-async def send_backup(request: web.Request, store: EventStore) -> web.StreamResponse:
-    """Stream the backup; on failure cut the connection, so the download visibly fails."""
-    # The snapshot's end is fixed first: events appended meanwhile are not in this backup.
-    last_event_id = await store.last_id()
-    created_at = datetime.now(UTC)
-    response = web.StreamResponse(headers=backup_headers(created_at))
-    await response.prepare(request)
-    try:
-        async for chunk in archive_chunks(store, last_event_id, created_at):
-            await response.write(chunk)
-    except ConnectionError:
-        return response  # the client went away
-    except Exception:
-        logger.exception("backup failed after %d bytes", response.body_length)
-        if request.transport is not None:
-            # An abort (not a close) ends the chunked body without its last chunk: clients
-            # report a truncated transfer instead of a short, valid-looking tar.
-            request.transport.abort()
-        return response
-    await response.write_eof()
-    return response
 
 
 async def write_backup_file(store: EventStore, output: str) -> Path | None:
