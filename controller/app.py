@@ -14,7 +14,7 @@ from controller.cors import add_cors_headers
 from controller.limits import limits_context, release_stream_slot
 from controller.middlewares import errors, guard
 from controller.openapi import build_on_startup
-from controller.routes import setup_routes
+from controller.urls import setup_routes
 from controller.validation import load_validators
 from eventstore.store import EventStore
 from service.deployer import deploying

@@ -1,4 +1,4 @@
-"""The route table, in the order of Flynn's controller.go."""
+"""The URL table: every method and path the API answers, in the order of Flynn's controller.go."""
 
 from __future__ import annotations
 
