@@ -16,8 +16,9 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from eventstore.migrate import migrate
 from eventstore.postgres import CHANNEL, PostgresEventStore
+from projections.changes import everything
+from projections.memory import MemoryReadModel
 from projections.sql import SqlReadModel
-from projections.sql_projector import SqlProjector
 from replay.archive import Manifest, encode_line
 from replay.progress import Progress
 from replay.reader import ArchiveReader, verify_archive
@@ -104,10 +105,15 @@ async def check_database(store: PostgresEventStore, manifest: Manifest) -> list[
 
 
 async def rebuild_sql(store: PostgresEventStore) -> int:
-    """Drop and rebuild the SQL read model from the log; returns its position."""
-    model = SqlReadModel(store.pool)
-    await model.migrate()
-    return await SqlProjector(store, model).rebuild()
+    """Drop and rebuild the SQL read model from the log (folded in memory, as the service
+    folds it, and written whole in one transaction); returns its position."""
+    sql = SqlReadModel(store.pool)
+    await sql.migrate()
+    folded = MemoryReadModel()
+    await folded.catch_up(store)
+    state, position, at = folded.state, folded.last_id, folded.last_at
+    written = await sql.write(lambda _: everything(state, position, at), reset=True)
+    return written.position
 
 
 async def restore(
