@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from domain.objects import Deployment
+from domain.states import JobState
 from projections.state import DeploymentProgress, State
 
 
@@ -39,12 +40,11 @@ def scale(state: State, app_id: str, release_id: str | None) -> dict[str, int]:
     return dict(formation.processes or {}) if formation is not None else {}
 
 
-#: A job in these states still runs: asked to stop is not stopped until it reports `down`.
-RUNNING = frozenset({"starting", "up", "stopping"})
-
-
 def jobs_up(
-    state: State, app_id: str, release_id: str | None, states: frozenset[str] = frozenset({"up"})
+    state: State,
+    app_id: str,
+    release_id: str | None,
+    states: frozenset[JobState] = frozenset({JobState.UP}),
 ) -> Counter[str]:
     """How many jobs of the release are in `states` now (default: up), by process type."""
     counts: Counter[str] = Counter()
@@ -73,7 +73,8 @@ def steps(p: DeploymentProgress, release: str, job_type: str, job_state: str) ->
 def new_job_failures(p: DeploymentProgress, d: Deployment) -> int:
     """Jobs of the new release that went down (or crashed) while the deployment ran."""
     reports = p.reports.items()
-    return sum(n for (r, _, phase), n in reports if r == d.new_release_id and phase == "down")
+    new = d.new_release_id
+    return sum(n for (r, _, phase), n in reports if r == new and phase == JobState.DOWN)
 
 
 def deadline(state: State, d: Deployment) -> datetime | None:

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from domain.objects import Job
+from domain.states import ACTIVE_JOB_STATES
 from projections.state import State
-
-#: Job states in the order a job may move through them (SEED's check, HEAD's pending first).
-JOB_STATES = ("pending", "starting", "up", "stopping", "down", "crashed", "failed")
-#: Flynn HEAD: controller/data/job.go ListActive.
-ACTIVE_STATES = frozenset({"pending", "starting", "up", "stopping"})
 
 
 def find_job(state: State, app_id: str, ref: str) -> Job | None:
@@ -42,5 +38,5 @@ def app_jobs(state: State, app_id: str) -> list[Job]:
 
 def active_jobs(state: State) -> list[Job]:
     """Jobs not yet down, last updated first."""
-    active = (job for job in state.jobs.values() if job.state in ACTIVE_STATES)
+    active = (job for job in state.jobs.values() if job.state in ACTIVE_JOB_STATES)
     return sorted(active, key=_by_updated, reverse=True)

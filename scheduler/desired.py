@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Container
 
 from domain.objects import Job
+from domain.states import ACTIVE_JOB_STATES, JobState
 from projections.state import State
 
 Slot = tuple[str, str, str]  # (app id, release id, process type): one formation entry
-
-#: The job states the scheduler may move a job out of (Flynn HEAD: ListActive).
-LIVE = frozenset({"pending", "starting", "up", "stopping"})
-#: A job in one of these has ended for good.
-FINAL = frozenset({"down", "crashed", "failed"})
 
 
 def desired(state: State) -> dict[Slot, int]:
@@ -46,7 +42,7 @@ def unowned(state: State, owned: Container[str]) -> tuple[list[Job], list[Job]]:
     pending: list[Job] = []
     lost: list[Job] = []
     for job in state.jobs.values():
-        if job.state in LIVE and job.id not in owned:
-            (pending if job.state == "pending" else lost).append(job)
+        if job.state in ACTIVE_JOB_STATES and job.id not in owned:
+            (pending if job.state == JobState.PENDING else lost).append(job)
     key = lambda job: (job.created_at, job.id)  # noqa: E731
     return sorted(pending, key=key), sorted(lost, key=key)

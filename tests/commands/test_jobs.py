@@ -18,13 +18,16 @@ from domain.events import (
     ReleaseCreated,
 )
 from domain.objects import App, Artifact, Release
-from projections.jobs import JOB_STATES, active_jobs, find_job
+from domain.states import JobState
+from projections.jobs import active_jobs, find_job
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 APP = "00000000-0000-4000-8000-00000000000a"
 UUID = "00000000-0000-4000-8000-000000000001"
 JOB = f"h1-{UUID}"
+#: Job states in the order a job moves through them.
+JOB_STATES = list(JobState)
 
 
 def given_history(*events: Event) -> State:
