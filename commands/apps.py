@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ import attrs
 from commands.app_names import generated_app_name
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
 from commands.releases import release_deletion
+from commands.types import handler, handlers
 from domain.events import (
     AppCreated,
     AppDeleted,
@@ -211,9 +211,9 @@ def exclusive_resources(state: State, app_id: str) -> list[str]:
     return [r for r in linked if state.resources[r].apps == (app_id,)]
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateApp: create_app,
-    UpdateApp: update_app,
-    SetAppRelease: set_app_release,
-    DeleteApp: delete_app,
-}
+HANDLERS = handlers(
+    handler(CreateApp, create_app),
+    handler(UpdateApp, update_app),
+    handler(SetAppRelease, set_app_release),
+    handler(DeleteApp, delete_app),
+)

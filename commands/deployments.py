@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.apps import require_app
 from commands.errors import AlreadyExistsError, ValidationError
+from commands.types import handler, handlers
 from domain.events import (
     AppReleaseSet,
     DeploymentCreated,
@@ -286,7 +286,7 @@ def _status(
     )
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateDeployment: create_deployment,
-    AdvanceDeployment: advance_deployment,
-}
+HANDLERS = handlers(
+    handler(CreateDeployment, create_deployment),
+    handler(AdvanceDeployment, advance_deployment),
+)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.apps import require_app
 from commands.errors import NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import Event, JobStateChanged
 from domain.ids import canonical_uuid
 from domain.objects import JSON, Job, Release
@@ -233,8 +232,8 @@ def kill_job(state: State, cmd: KillJob) -> list[Event]:
     return [JobStateChanged(attrs.evolve(job, state=target, updated_at=cmd.now))]
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    RunJob: run_job,
-    PutJob: put_job,
-    KillJob: kill_job,
-}
+HANDLERS = handlers(
+    handler(RunJob, run_job),
+    handler(PutJob, put_job),
+    handler(KillJob, kill_job),
+)

@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError, NotFoundError, ValidationError
@@ -287,7 +286,7 @@ class Scheduler:
                          host_error=error)  # fmt: skip
         return await self._dispatch(command)
 
-    async def _dispatch(self, command: Any) -> bool:
+    async def _dispatch(self, command: PutJob) -> bool:
         """Record a report; False when the log refuses it (the job moved on meanwhile). The
         log being unavailable is raised: the pass stops, and the next one reports again."""
         try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
+from commands.types import Command
 from controller import keys
 from controller.consistency import written
 from domain.codec import decode
@@ -60,7 +61,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
 _KEY_USED = web.RequestKey("evenflow_idempotency_key_used", bool)
 
 
-async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
+async def dispatch(request: web.Request, command: Command) -> list[RecordedEvent]:
     """Decide and record `command`; its recorded events (for a retry of a write sent with an
     Idempotency-Key, those the first attempt recorded).
 

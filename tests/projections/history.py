@@ -15,6 +15,7 @@ from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp, exclus
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
+from commands.types import handler, handlers
 from domain.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
@@ -54,7 +55,7 @@ def emit(state: State, cmd: Emit) -> list[Event]:
     return list(cmd.events)
 
 
-HANDLERS = {**dispatch.HANDLERS, Emit: emit}
+HANDLERS = handlers(dispatch.HANDLERS, handler(Emit, emit))
 
 
 class History:
