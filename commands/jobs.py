@@ -14,8 +14,9 @@ from domain.ids import canonical_uuid
 from domain.objects import JSON, Job, Release
 from domain.states import JOB_STATE_RANK, JOB_STATES, JobState
 from host.inputs import JOB_ID_SHAPE, parse_job_id
+from projections.apps import find_app
 from projections.jobs import find_job
-from projections.state import State, find_app
+from projections.state import State
 
 
 def _release_ref(value: object) -> str:

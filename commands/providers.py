@@ -16,7 +16,8 @@ from commands.types import handler, handlers
 from domain.events import Event, ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import given_id
 from domain.objects import JSON, Provider, Resource
-from projections.state import State, find_app
+from projections.apps import find_app
+from projections.state import State
 
 
 @attrs.frozen

@@ -13,7 +13,8 @@ from commands.types import handler, handlers
 from domain.events import ArtifactCreated, Event, ReleaseCreated, ReleaseDeleted
 from domain.ids import canonical_uuid, given_id
 from domain.objects import JSON, Artifact, Deployment, Release
-from projections.state import State, find_app
+from projections.apps import find_app
+from projections.state import State
 
 # Flynn SEED: controller/resource/resource.go defaults, filled into every process type.
 DEFAULT_RESOURCES: dict[str, dict[str, int]] = {

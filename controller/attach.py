@@ -32,6 +32,7 @@ from controller.handlers.common import dispatch
 from domain.clock import now
 from domain.states import ENDED_JOB_STATES
 from host.interface import AttachError, Attachment, AttachRequest
+from projections import jobs
 from projections.memory import MemoryReadModel
 
 UPGRADE = "flynn-attach/0"
@@ -281,5 +282,5 @@ class Session:
 
 
 async def _final(model: MemoryReadModel, job_id: str) -> None:
-    while (job := model.state.jobs.get(job_id)) is None or job.state not in ENDED_JOB_STATES:
+    while (ran := jobs.job(model.state, job_id)) is None or ran.state not in ENDED_JOB_STATES:
         await model.changed()

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from domain.objects import Deployment
 from domain.states import JobState
+from projections.order import newest_first
 from projections.state import DeploymentProgress, State
 
 
@@ -20,9 +21,8 @@ def deployment(state: State, deployment_id: str) -> Deployment | None:
 
 
 def app_deployments(state: State, app_id: str) -> list[Deployment]:
-    """The app's deployments, newest first (Flynn: ORDER BY created_at DESC)."""
-    found = (state.deployments[d] for d in state.app_deployments.get(app_id, {}))
-    return sorted(found, key=lambda d: (d.created_at, d.id), reverse=True)
+    """The app's deployments, newest first (Flynn: deploymentListQuery)."""
+    return newest_first(state.deployments[d] for d in state.app_deployments.get(app_id, {}))
 
 
 def unfinished(state: State) -> list[Deployment]:

@@ -35,7 +35,6 @@ from domain.events import (
     RouteDeleted,
     RouteUpdated,
 )
-from domain.ids import canonical_uuid
 from domain.objects import (
     App,
     Artifact,
@@ -399,20 +398,3 @@ def _drop_route(state: State, route_id: str) -> None:
             state.drop(state.tcp_routes, route.port)
     elif state.http_routes.get((route.domain, route.path)) == route_id:
         state.drop(state.http_routes, (route.domain, route.path))
-
-
-def find_app(state: State, ref: str) -> App | None:
-    """A live app by id or name, with Flynn's rule for which one a reference means."""
-    app_id = canonical_uuid(ref)
-    if app_id is not None and app_id in state.apps:
-        return state.apps[app_id]
-    return state.app_named(ref)
-
-
-def find_provider(state: State, ref: str) -> Provider | None:
-    """A provider by id or name (same rule as apps)."""
-    provider_id = canonical_uuid(ref)
-    if provider_id is not None and provider_id in state.providers:
-        return state.providers[provider_id]
-    found = state.provider_ids_by_name.get(ref)
-    return None if found is None else state.providers[found]

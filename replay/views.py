@@ -8,8 +8,9 @@ from typing import Any
 from domain.ids import canonical_uuid
 from domain.objects import JSON, App
 from domain.timefmt import format_time
+from projections.apps import all_apps, find_app
 from projections.read_model import MemoryQueries
-from projections.state import State, find_app
+from projections.state import State
 from replay.fold import Rebuilt
 
 
@@ -58,7 +59,7 @@ async def state_document(rebuilt: Rebuilt, app_ref: str | None = None) -> JSON:
         if app is None:
             raise LookupError(f"no app {app_ref!r} at event {rebuilt.last_event_id}")
         return doc | {"apps": [await app_view(queries, app)]}
-    apps = [await app_view(queries, app) for app in rebuilt.model.apps()]
+    apps = [await app_view(queries, app) for app in all_apps(state)]
     return doc | {
         "apps": apps,
         "deleted_apps": [{"id": a.id, "name": a.name} for a in state.deleted_apps.values()],

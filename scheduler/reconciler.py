@@ -29,6 +29,7 @@ from commands.errors import DomainError, NotFoundError, ValidationError
 from commands.jobs import PutJob
 from domain.states import ACTIVE_JOB_STATES, ENDED_JOB_STATES, JOB_STATE_RANK, JobState
 from host.interface import Host, HostEvent
+from projections import jobs
 from projections.memory import MemoryReadModel
 from scheduler.backoff import Backoff
 from scheduler.desired import Slot, desired, unowned
@@ -106,7 +107,7 @@ class Scheduler:
         """Adopt the host's jobs that the log knows as live; stop the others (orphans)."""
         now = self.clock()
         for job_id in await self.host.recover():
-            job = self.model.state.jobs.get(job_id)
+            job = jobs.job(self.model.state, job_id)
             if job is None or job.state not in ACTIVE_JOB_STATES:
                 logger.info("scheduler: stopping %s, which the log does not know as live", job_id)
                 self.runs[job_id] = Run(job_id, "", "", None, _now(), Phase.STOPPING, orphan=True,
@@ -207,7 +208,7 @@ class Scheduler:
     # -- one run -----------------------------------------------------------------------
 
     async def _advance(self, run: Run) -> None:
-        job = self.model.state.jobs.get(run.job_id)
+        job = jobs.job(self.model.state, run.job_id)
         logged = job.state if job is not None else None
         if run.orphan:
             if run.phase is Phase.ENDED:

@@ -13,6 +13,7 @@ from controller.http import empty_response, json_response, read_json
 from domain.clock import now
 from domain.events import AppCreated, AppUpdated
 from domain.ids import new_id
+from projections.apps import all_apps
 from projections.routes import current_domain
 
 
@@ -28,7 +29,7 @@ async def create_app(request: web.Request) -> web.Response:
 
 async def list_apps(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("apps", read_model.apps))
+    return json_response(read_model.cached_list("apps", lambda: all_apps(read_model.state)))
 
 
 async def get_app(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ from domain.events import (
 from domain.ids import canonical_uuid
 from domain.objects import App
 from eventstore.record import RecordedEvent
+from projections.apps import find_app
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
 
@@ -123,7 +124,7 @@ def found(obj: T | None) -> T:
 
 def path_app(request: web.Request) -> App:
     """The live app named by the `{app}` path segment (id or name), or 404."""
-    return found(model(request).app(request.match_info["app"]))
+    return found(find_app(model(request).state, request.match_info["app"]))
 
 
 def path_uuid(request: web.Request, name: str) -> str:

@@ -13,6 +13,7 @@ from controller.sse import open_stream, resume_position
 from domain.codec import envelope
 from domain.ids import canonical_uuid
 from eventstore.record import EventFilter
+from projections.apps import find_app
 
 #: Largest id or count a query may name (Postgres bigint).
 MAX_INT = 2**63 - 1
@@ -37,7 +38,7 @@ def event_filter(request: web.Request) -> EventFilter:
     app_ref = request.query.get("app_id")
     app_id = None
     if app_ref:
-        app = model(request).app(app_ref)
+        app = find_app(model(request).state, app_ref)
         if app is not None:
             app_id = app.id
         else:  # a deleted app's history stays readable by id

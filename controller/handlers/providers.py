@@ -10,7 +10,6 @@ import logging
 
 from aiohttp import web
 
-from commands.apps import exclusive_resources
 from commands.errors import UpstreamError
 from commands.providers import (
     CreateProvider,
@@ -28,8 +27,14 @@ from domain.events import ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import new_id
 from domain.objects import Provider, Resource
 from eventstore.record import RecordedEvent
-from projections.providers import app_resources, provider_resource, provider_resources, providers
-from projections.state import find_provider
+from projections.providers import (
+    all_providers,
+    app_resources,
+    exclusive_resources,
+    find_provider,
+    provider_resource,
+    provider_resources,
+)
 from service.providers import Address, ProviderClient
 
 logger = logging.getLogger(__name__)
@@ -64,7 +69,9 @@ async def create_provider(request: web.Request) -> web.Response:
 
 async def list_providers(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("providers", lambda: providers(read_model.state)))
+    return json_response(
+        read_model.cached_list("providers", lambda: all_providers(read_model.state))
+    )
 
 
 async def get_provider(request: web.Request) -> web.Response:
@@ -140,7 +147,7 @@ async def deprovision_app_resources(request: web.Request, app_id: str) -> tuple[
     Flynn's deletion job retries from scratch and deprovisions the first ones again.
     """
     state = model(request).state
-    resources = [state.resources[r] for r in exclusive_resources(state, app_id)]
+    resources = exclusive_resources(state, app_id)
     done, failure = await providers_client(request).deprovision_each(
         state.providers, resources, here=here(request)
     )

@@ -11,7 +11,7 @@ import attrs
 from hypothesis import strategies as st
 
 from commands import dispatch
-from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp, exclusive_resources
+from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
@@ -34,6 +34,7 @@ from domain.objects import Deployment, DomainMigration, Job, Provider, Resource,
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
+from projections.providers import exclusive_resources
 from projections.state import State
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -260,7 +261,7 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
             migration = DomainMigration(h.new_id(), "old.test", DOMAIN, now, finished_at=finished)
             await h.emit(DomainMigrated(migration))
         case "delete_app" if app_id:
-            await h.do(DeleteApp(app_id, now, tuple(exclusive_resources(s, app_id))))
+            await h.do(DeleteApp(app_id, now, tuple(r.id for r in exclusive_resources(s, app_id))))
 
 
 async def _job(h: History, index: int, app_index: int, state: str, now: datetime) -> None:
