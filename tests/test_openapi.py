@@ -75,7 +75,7 @@ def test_only_the_open_paths_are_documented_without_a_key(app: Any):
 
 async def test_the_document_is_served_to_key_holders_only(aiohttp_client: Any, app: Any):
     """GET /openapi.json answers the document with the key, and a bare 401 without it."""
-    client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(app)
     assert (await client.get("/openapi.json")).status == 401
     response = await client.get(
         "/openapi.json", headers={"Authorization": aiohttp.encode_basic_auth("", KEY)}

@@ -24,8 +24,10 @@ def defined_commands() -> set[type]:
     for module_info in pkgutil.iter_modules(commands.__path__):
         module = importlib.import_module(f"commands.{module_info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            mine = cls.__module__ == module.__name__ and attrs.has(cls)
-            if mine and any(field.name == "now" for field in attrs.fields(cls)):
+            fields = (
+                getattr(cls, "__attrs_attrs__", ()) if cls.__module__ == module.__name__ else ()
+            )
+            if any(field.name == "now" for field in fields):
                 found.add(cls)
     return found
 

@@ -34,7 +34,7 @@ async def answer(response: Any) -> tuple[int, Any]:
     return response.status, orjson.loads(body) if is_json and body else body
 
 
-async def release_id(api: TestClient) -> str:  # type: ignore[type-arg]
+async def release_id(api: TestClient) -> str:
     artifact = await (
         await api.post("/artifacts", json={"type": "docker", "uri": "https://x/i"})
     ).json()
@@ -89,7 +89,7 @@ async def test_json_content_types_with_parameters_or_capitals_are_accepted(
     assert response.status == 200
 
 
-async def existing_objects(api: TestClient) -> dict[str, str]:  # type: ignore[type-arg]
+async def existing_objects(api: TestClient) -> dict[str, str]:
     """Path parameters naming objects that exist, so that no lookup answers first."""
     await api.post("/apps", json={"name": "ct"})
     route = await (
@@ -157,7 +157,7 @@ async def test_json_nested_deeper_than_the_limit_is_refused_and_at_the_limit_is_
             '{"artifact": "' + artifact + '", "processes": {"web": {"ports": ' + port + "}}}"
         ).encode()
 
-    artifact = (
+    artifact: str = (
         await (await api.post("/artifacts", json={"type": "docker", "uri": "https://x"})).json()
     )["id"]
     status, body = await answer(

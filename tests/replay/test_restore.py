@@ -1,6 +1,7 @@
 """Backup, restore into a fresh database, verify: the restored service answers as the source."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ async def answers(client: TestClient, paths: list[str]) -> list[tuple[str, int, 
 @pytest.fixture
 async def backup(
     aiohttp_client: Any, settings: Settings, make_database: Any, tmp_path: Path
-) -> tuple[Path, TestClient]:
+) -> AsyncIterator[tuple[Path, TestClient]]:
     """A source service with build_history's log, and its backup."""
     client, store = await serve(aiohttp_client, settings, await make_database())
     await build_history(client)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.host.machine import reachable_dir, running
-from tests.scheduler.served import KEY, ROOT, Served
+from tests.processes import ROOT
+from tests.scheduler.served import KEY, Served
 
 pytestmark = [
     pytest.mark.postgres,

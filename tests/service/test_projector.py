@@ -112,7 +112,8 @@ async def test_a_broken_projector_is_reported_unhealthy(
     health = client.app[keys.HEALTH]
 
     async def failed() -> bool:
-        return health.get(HEALTH_NAME, "").startswith("failed")
+        status: str = health.get(HEALTH_NAME, "")
+        return status.startswith("failed")
 
     await until(failed)
     response = await client.get("/.well-known/status")
