@@ -73,8 +73,8 @@ def steps(p: DeploymentProgress, release: str, job_type: str, job_state: str) ->
 def new_job_failures(p: DeploymentProgress, d: Deployment) -> int:
     """Jobs of the new release that went down (or crashed) while the deployment ran."""
     reports = p.reports.items()
-    new = d.new_release_id
-    return sum(n for (r, _, phase), n in reports if r == new and phase == JobState.DOWN)
+    new, down = d.new_release_id, JobState.DOWN
+    return sum(n for (r, _, phase), n in reports if r == new and phase == down)
 
 
 def deadline(state: State, d: Deployment) -> datetime | None:

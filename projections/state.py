@@ -52,6 +52,8 @@ from projections.idempotency import IdempotencyIndex
 
 _MISSING: Any = object()
 Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
+#: What a deployment counts a job report as: up, or down (ended in any way).
+_PHASES = {JobState.UP: JobState.UP} | {state: JobState.DOWN for state in ENDED_JOB_STATES}
 
 
 @attrs.frozen
@@ -349,9 +351,7 @@ def _job_reported(state: State, job: Job) -> None:
 
 
 def _job_phase(job_state: JobState) -> JobState | None:
-    if job_state == JobState.UP:
-        return JobState.UP
-    return JobState.DOWN if job_state in ENDED_JOB_STATES else None
+    return _PHASES.get(job_state)
 
 
 def _put_resource(state: State, resource: Resource) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Container
 
 from domain.objects import Job
-from domain.states import JobState
-from projections.jobs import active_jobs
+from domain.states import ACTIVE_JOB_STATES, JobState
 from projections.releases import release
 from projections.state import State
 
@@ -43,8 +42,9 @@ def unowned(state: State, owned: Container[str]) -> tuple[list[Job], list[Job]]:
     started them yet: to be run) and the others (nobody runs them any more: lost)."""
     pending: list[Job] = []
     lost: list[Job] = []
-    for job in active_jobs(state):
-        if job.id not in owned:
-            (pending if job.state == JobState.PENDING else lost).append(job)
+    waiting = JobState.PENDING
+    for job in state.jobs.values():  # not active_jobs: its order is not needed here
+        if job.state in ACTIVE_JOB_STATES and job.id not in owned:
+            (pending if job.state == waiting else lost).append(job)
     key = lambda job: (job.created_at, job.id)  # noqa: E731
     return sorted(pending, key=key), sorted(lost, key=key)
