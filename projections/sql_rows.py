@@ -35,6 +35,7 @@ from domain.events import (
     RouteUpdated,
 )
 from domain.objects import Deployment, Formation
+from domain.states import FINISHED_DEPLOYMENT_STATUSES
 from projections.sql_tables import (
     APPS,
     ARTIFACTS,
@@ -222,7 +223,7 @@ def _deployment_progressed(
     if current is None:
         return
     deployment: Deployment = current.obj
-    finished = event.status in ("complete", "failed")
+    finished = event.status in FINISHED_DEPLOYMENT_STATUSES
     progressed = attrs.evolve(
         deployment,
         status=event.status,
