@@ -14,7 +14,7 @@ from domain.ids import canonical_uuid
 from domain.objects import JSON, Job, Release
 from domain.states import JOB_STATE_RANK, JOB_STATES, JobState
 from host.inputs import JOB_ID_SHAPE, parse_job_id
-from projections.apps import find_app
+from projections.apps import find_app_or_deleted
 from projections.jobs import find_job
 from projections.state import State
 
@@ -142,13 +142,10 @@ def run_job(state: State, cmd: RunJob) -> list[Event]:
 
 def report_app(state: State, ref: str) -> str:
     """The path's app id; a deleted app too, so that its jobs can still be reported down."""
-    app = find_app(state, ref)
-    if app is not None:
-        return app.id
-    app_id = canonical_uuid(ref.lower())
-    if app_id is None or app_id not in state.deleted_apps:
+    app = find_app_or_deleted(state, ref)
+    if app is None:
         raise NotFoundError(f"app {ref!r} not found")
-    return app_id
+    return app.id
 
 
 def reported_job(state: State, cmd: PutJob, app_id: str) -> Job | None:

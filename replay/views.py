@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from domain.ids import canonical_uuid
 from domain.objects import JSON, App
 from domain.timefmt import format_time
-from projections.apps import all_apps, find_app
+from projections.apps import all_apps, find_app_or_deleted
 from projections.read_model import MemoryQueries
 from projections.state import State
 from replay.fold import Rebuilt
@@ -16,12 +15,9 @@ from replay.fold import Rebuilt
 
 def resolve_app(state: State, ref: str) -> App | None:
     """A live app by id or name, else a deleted one (by id, or the newest of that name)."""
-    app = find_app(state, ref)
+    app = find_app_or_deleted(state, ref)
     if app is not None:
         return app
-    app_id = canonical_uuid(ref)
-    if app_id is not None and app_id in state.deleted_apps:
-        return state.deleted_apps[app_id]
     named = [a for a in state.deleted_apps.values() if a.name == ref]
     return max(named, key=lambda a: (a.created_at, a.id)) if named else None
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.events import (
     AppCreated,
+    AppDeleted,
     AppReleaseSet,
     Event,
     ProviderCreated,
@@ -13,6 +14,7 @@ from domain.events import (
     ResourceDeleted,
 )
 from domain.objects import App, Provider, Release, Resource
+from projections.apps import find_app, find_app_or_deleted
 from projections.order import newest_first
 from projections.providers import provider_resources
 from projections.releases import app_releases
@@ -68,6 +70,20 @@ def test_a_resource_recorded_again_under_another_provider_is_listed_under_that_o
         ResourceDeleted(moved),
     )
     assert provider_resources(state, "p1") == provider_resources(state, "p2") == []
+
+
+def test_a_deleted_app_is_reached_by_its_id_in_any_case_but_never_by_its_name():
+    """Only find_app_or_deleted finds a deleted app, by id (upper case too), never by name;
+    a live app of that name is found instead."""
+    gone_id = "0b0e3a5c-7c1e-4f6a-9d2b-1a2b3c4d5e6f"
+    gone, live = App(gone_id, "shop", T0, T0), App("b", "other", T0, T0)
+    state = folded(AppCreated(gone), AppDeleted(gone_id), AppCreated(live))
+    assert find_app(state, gone_id) is None
+    for ref in (gone_id, gone_id.upper(), gone_id.replace("-", "")):
+        found = find_app_or_deleted(state, ref)
+        assert found is not None and found.id == gone_id
+    assert find_app_or_deleted(state, "shop") is None
+    assert find_app_or_deleted(state, "other") == live
 
 
 def test_newest_first_breaks_ties_by_id_whatever_the_input_order():
