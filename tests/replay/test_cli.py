@@ -1,4 +1,4 @@
-"""`python -m controller replay ... --from FILE`: JSON when piped, exit status 2 when refused."""
+"""`python -m controller replay ... --from FILE`: JSON when piped, exit status 1 when refused."""
 
 import json
 from pathlib import Path
@@ -37,20 +37,20 @@ async def test_state_and_history_read_a_backup_and_print_json_when_piped(
 async def test_verify_of_a_backup_checks_it_whole(
     client: TestClient, history: dict[str, Any], tmp_path: Path
 ):
-    """An intact backup verifies (exit 0); a damaged one is refused (exit 2) with the reason."""
+    """An intact backup verifies (exit 0); a damaged one is refused (exit 1) with the reason."""
     path = await backup_of(client, tmp_path)
     code, out, _ = await run_cli("replay", "verify", "--from", str(path))
     assert code == 0 and json.loads(out)["ok"] is True
     path.write_bytes(path.read_bytes().replace(b'"team":"a"', b'"team":"q"', 1))
     code, _, err = await run_cli("replay", "verify", "--from", str(path))
-    assert code == 2 and "does not match" in err
+    assert code == 1 and "does not match" in err
 
 
 async def test_an_unknown_app_is_refused_with_a_message(
     client: TestClient, history: dict[str, Any], tmp_path: Path
 ):
-    """Exit status 2 and one line on stderr."""
+    """Exit status 1 and one line on stderr."""
     path = await backup_of(client, tmp_path)
     code, out, err = await run_cli("replay", "history", "--from", str(path), "--app", "ghost")
-    assert (code, out) == (2, "")
-    assert err.strip() == "evenflow replay history: no app 'ghost' in the log"
+    assert (code, out) == (1, "")
+    assert err == "evenflow: no app 'ghost' in the log\n"
