@@ -84,7 +84,6 @@ def serve(args: argparse.Namespace) -> None:
     workers = default_workers(settings) if args.workers is None else args.workers
     if workers < 1:
         raise CommandError("--workers must be at least 1", USAGE)
-    settings = auth_keys(settings)  # once, here: every worker gets the same key
     if workers > 1 and settings.scheduler == "local":
         logger.warning(
             "%d workers with SCHEDULER=local: one schedules (the advisory lock's holder), and "
@@ -111,6 +110,8 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    # Once the database is there, and here: every worker gets the same key.
+    settings = auth_keys(settings)
     if workers == 1:
         _run(settings, host, port)
         return
