@@ -19,14 +19,16 @@ install-dev: $(DEV_STAMP)
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PIP) -e .
+	@echo "installing what the service needs into $(VENV)"
+	@$(PIP) -e .
 	@touch $@
 
 $(DEV_STAMP): $(STAMP) pyproject.toml
-	$(PIP) -e '.[dev]'
+	@echo "installing the development tools into $(VENV)"
+	@$(PIP) -e '.[dev]'
 	@touch $@
 
 # The service; with no DATABASE_URL it runs on an embedded PostgreSQL kept in ./.localpg/.
