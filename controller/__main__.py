@@ -184,8 +184,8 @@ def _accepts_connections(dsn: str) -> bool:
 
 def backup(args: argparse.Namespace) -> None:
     check_output(args.output)
-    with database() as dsn:
-        written = asyncio.run(backup_database(dsn, args.output, Progress()))
+    with database() as dsn, Progress() as shown:
+        written = asyncio.run(backup_database(dsn, args.output, shown))
     if written is not None:
         print(f"backup written to {written}", file=sys.stderr)
 

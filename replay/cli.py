@@ -36,7 +36,8 @@ from replay.views import state_document, state_text
 
 #: Opens the database the commands work on; yields its DSN.
 Database = Callable[[], AbstractContextManager[str]]
-Command = Callable[[argparse.Namespace, str | None], Coroutine[Any, Any, int]]
+#: A command: its arguments, the database's DSN (None: it reads a backup), its progress.
+Command = Callable[[argparse.Namespace, str | None, Progress], Coroutine[Any, Any, int]]
 
 
 @attrs.frozen
@@ -124,10 +125,11 @@ def run(args: argparse.Namespace, hooks: Hooks) -> int:
                 f"no API key for {args.url}: set AUTH_KEY, run in the service's folder "
                 "(EVENFLOW_DATA_DIR/auth_key), or pass --key"
             )
-    if getattr(args, "from_file", None) and args.replay_command != "restore":
-        return asyncio.run(command(args, None))
-    with hooks.database() as dsn:
-        return asyncio.run(command(args, dsn))
+    with Progress() as shown:
+        if getattr(args, "from_file", None) and args.replay_command != "restore":
+            return asyncio.run(command(args, None, shown))
+        with hooks.database() as dsn:
+            return asyncio.run(command(args, dsn, shown))
 
 
 @contextlib.asynccontextmanager
@@ -151,23 +153,22 @@ def emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str]) -> None
     sys.stdout.flush()
 
 
-async def state_command(args: argparse.Namespace, dsn: str | None) -> int:
+async def state_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
     async with open_source(args, dsn) as source:
         head = await source.last_id()
         if args.at is not None and args.at > head:
             raise CommandError(f"--at {args.at} is beyond the log's last event, {head}")
-        shown = Progress().stage("folding the log", head if args.at is None else args.at)
+        shown.stage("folding the log", head if args.at is None else args.at)
         rebuilt = await rebuild(source, until=args.at, at_time=args.at_time, progress=shown)
         shown.done()
     emit(args, await state_document(rebuilt, args.app), state_text)
     return OK
 
 
-async def history_command(args: argparse.Namespace, dsn: str | None) -> int:
+async def history_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
     async with open_source(args, dsn) as source:
         head = await source.last_id()
-        shown = Progress().stage("finding the app", head)
-        found = await find_app_id(source, args.app, shown)
+        found = await find_app_id(source, args.app, shown.stage("finding the app", head))
         shown.done()
         if found is None:
             raise CommandError(f"no app {args.app!r} in the log")
@@ -181,10 +182,9 @@ async def history_command(args: argparse.Namespace, dsn: str | None) -> int:
     return OK
 
 
-async def verify_command(args: argparse.Namespace, dsn: str | None) -> int:
+async def verify_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
     found: list[str] = []
     notes: list[str] = []
-    shown = Progress()
     async with open_source(args, dsn) as source:
         if isinstance(source, PostgresEventStore):
             try:
@@ -218,9 +218,9 @@ def _verify_text(doc: JSON) -> str:
     return "\n".join([f"DRIFT: {len(doc['differences'])} differences", *listed, *tail]) + "\n"
 
 
-async def restore_command(args: argparse.Namespace, dsn: str | None) -> int:
+async def restore_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
     assert dsn is not None
-    manifest = await restore(dsn, args.file, force=args.force, progress=Progress())
+    manifest = await restore(dsn, args.file, force=args.force, progress=shown)
     doc = {
         "restored_events": manifest.event_count,
         "last_event_id": manifest.last_event_id,
@@ -238,10 +238,9 @@ async def restore_command(args: argparse.Namespace, dsn: str | None) -> int:
     return OK
 
 
-async def rebuild_sql_command(args: argparse.Namespace, dsn: str | None) -> int:
+async def rebuild_sql_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
     assert dsn is not None
     store = await PostgresEventStore.open(dsn, min_size=1, max_size=4)
-    shown = Progress()
     try:
         head = await store.last_id()
         position = await rebuild_sql(store, shown.stage("rebuilding the SQL read model", head))

@@ -71,6 +71,12 @@ class Progress:
         if position > self.count:
             self.add(position - self.count)
 
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done()  # also on a failure: its line then stands alone
+
     @property
     def rate(self) -> float:
         """Items per second in this stage so far."""
