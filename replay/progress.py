@@ -47,6 +47,7 @@ class Progress:
         self.label, self.total, self.unit, self.every = label, total, unit, every
         self.count = 0  # in this stage
         self._told = 0  # of `count`, what the bar knows
+        self._ended = False
         self.started = time.perf_counter()
 
     def stage(
@@ -83,9 +84,10 @@ class Progress:
         return self.count / max(time.perf_counter() - self.started, 1e-9)
 
     def done(self) -> None:
-        """End the current stage: its bar, if drawn, is cleared."""
-        if not self.enabled:
+        """End the current stage (once): its bar, if drawn, is cleared."""
+        if not self.enabled or self._ended:
             return
+        self._ended = True
         if self._bar is None and self.count:
             self._open()
         if self._bar is not None:

@@ -116,3 +116,14 @@ def test_progress_shows_each_stage_to_its_end_and_clears_it():
     assert "rebuilding: 100%" in text and "90.0/90.0" in text, text
     assert "events/s]" in text, text
     assert text.endswith("\r"), text  # cleared: what the command prints next stands alone
+
+
+def test_a_stage_ends_once():
+    """Ending a stage again (a command's own end, then its context's) draws nothing more."""
+    out = io.StringIO()
+    with Progress(out=out, enabled=True) as progress:
+        progress.stage("folding the log", 10)
+        progress.reach(10)
+        progress.done()
+        drawn = out.getvalue()
+    assert out.getvalue() == drawn and drawn.count("folding the log: 100%") == 1, drawn
