@@ -54,12 +54,12 @@ def url(host: str, port: int, tls: bool) -> str:
 
 
 def announce(settings: Settings, host: str, port: int) -> None:
-    """What an operator needs on a start: where to send requests, where the key is."""
+    """What an operator needs on a start: where to send requests, where the key is (a log
+    record, as every line of the service's but the new key's)."""
     kept = "AUTH_KEY" if os.environ.get("AUTH_KEY") else key_file(settings)
     address = url(host, port, settings.tls_cert is not None)
-    print(f"evenflow {EVENFLOW_VERSION}: serving {address} (API key in {kept})", file=sys.stderr)
+    logger.info("serving %s, API key in %s", address, kept)
     # The dashboard's address goes here once `/` serves one.
-    sys.stderr.flush()
 
 
 def local_database_dir() -> Path:
