@@ -13,7 +13,6 @@ from controller.consistency import add_position_header, consistency_context, con
 from controller.cors import add_cors_headers
 from controller.limits import limits_context, release_stream_slot
 from controller.middlewares import errors, guard
-from controller.openapi import build_on_startup
 from controller.urls import setup_routes
 from controller.validation import load_validators
 from eventstore.store import EventStore
@@ -40,7 +39,6 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.LOG_STORE] = MemoryLogStore()
     app.on_response_prepare.append(add_cors_headers)
     app.on_response_prepare.append(add_position_header)
-    app.on_startup.append(build_on_startup)  # GET /openapi.json, from the final route table
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:

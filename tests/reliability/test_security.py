@@ -21,12 +21,13 @@ from aiohttp.test_utils import TestClient
 from controller import middlewares
 from controller.access_log import redact
 from controller.app import create_app
-from controller.openapi import OPEN_PATHS
+from controller.urls import URLS
 from eventstore.memory import InMemoryEventStore
 from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, ROOT, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()
+OPEN_PATHS = {url.path for url in URLS if url.open}
 TLS = ROOT / "tests" / "fixtures" / "tls"
 
 
