@@ -127,7 +127,7 @@ def test_every_write_documents_the_idempotency_key(doc: Any):
 
 async def test_the_document_is_served_to_key_holders_only(aiohttp_client: Any, app: Any, doc: Any):
     """GET /openapi.json answers the document with the key, and a bare 401 without it."""
-    client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(app)
     assert (await client.get("/openapi.json")).status == 401
     response = await client.get(
         "/openapi.json", headers={"Authorization": aiohttp.encode_basic_auth("", KEY)}

@@ -66,7 +66,7 @@ def quick_keepalives(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_formation_stream_decodes_for_flynns_scheduler_keepalives_included(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     quick_keepalives: None,
 ):
     """Backlog, sentinel, keep-alives, then a change: Flynn's decoder reads every message."""
@@ -96,7 +96,7 @@ async def test_a_formation_stream_decodes_for_flynns_scheduler_keepalives_includ
 
 
 async def test_a_followed_log_stream_decodes_for_flynns_client_up_to_its_eof(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     quick_keepalives: None,
 ):
     """Lines with keep-alives between them, then the eof message: all of them decode."""

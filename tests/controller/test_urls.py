@@ -53,14 +53,14 @@ EXTRA = (
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> TestClient:  # type: ignore[type-arg]
+async def client(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """The service with six rows of its own added to the URL table."""
     monkeypatch.setattr(urls, "URLS", urls.URLS + EXTRA)
     app = create_app(Settings(auth_keys=(KEY,)), store=InMemoryEventStore())
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 
-async def test_a_rows_access_decides_who_may_call_its_route(client: TestClient):  # type: ignore[type-arg]
+async def test_a_rows_access_decides_who_may_call_its_route(client: TestClient):
     """An open row answers anyone; a KEY_OR_PARAM row takes ?key=; a plain row wants the
     key as the password, whatever the path looks like."""
     assert (await client.get("/test/open")).status == 200
@@ -71,13 +71,13 @@ async def test_a_rows_access_decides_who_may_call_its_route(client: TestClient):
     assert (await client.get("/test/keyed", headers=AUTH)).status == 200
 
 
-async def test_open_rows_carry_no_log_position_and_keyed_ones_do(client: TestClient):  # type: ignore[type-arg]
+async def test_open_rows_carry_no_log_position_and_keyed_ones_do(client: TestClient):
     """Only answers to requests that went through the catch-up name a log position."""
     assert "Evenflow-Event-Id" not in (await client.get("/test/open")).headers
     assert (await client.get("/test/keyed", headers=AUTH)).headers["Evenflow-Event-Id"] == "0"
 
 
-async def test_read_json_checks_a_body_against_the_schema_its_row_names(client: TestClient):  # type: ignore[type-arg]
+async def test_read_json_checks_a_body_against_the_schema_its_row_names(client: TestClient):
     """The handler names no schema: its row's (provider: name and url required) decides."""
     headers = AUTH | {"Content-Type": "application/json"}
     good = {"name": "p", "url": "http://p.example/"}
@@ -90,7 +90,7 @@ async def test_read_json_checks_a_body_against_the_schema_its_row_names(client: 
 
 @pytest.mark.parametrize("fail", ["false", "true"])
 async def test_a_stream_slot_is_given_back_however_the_handler_ends(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     fail: str,
 ):
     """A streaming row's slot is free again once its handler returned or raised."""
@@ -99,7 +99,7 @@ async def test_a_stream_slot_is_given_back_however_the_handler_ends(
     assert client.app[STREAM_SLOTS].holders == {}
 
 
-async def test_only_a_row_that_streams_may_take_a_stream_slot(client: TestClient):  # type: ignore[type-arg]
+async def test_only_a_row_that_streams_may_take_a_stream_slot(client: TestClient):
     """A handler of a row that does not stream cannot hold a slot (it would never be given
     back): its request fails, and no slot stays taken."""
     response = await client.get("/test/plain", headers=AUTH)
