@@ -18,7 +18,7 @@ from projections.routes import current_domain
 
 
 async def create_app(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app")
+    doc = await read_json(request)
     read_model = model(request)
     # After a domain migration the log's domain wins over DEFAULT_ROUTE_DOMAIN.
     domain = current_domain(read_model.state, request.app[keys.SETTINGS].default_route_domain)
@@ -37,7 +37,7 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 async def update_app(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app_update")
+    doc = await read_json(request)
     app = path_app(request)
     records = await dispatch(request, UpdateApp.from_json(doc, app=app.id, now=now()))
     # Flynn answers with the stale updated_at (a bug); this is the app as updated.

@@ -47,7 +47,7 @@ def _json_list(docs: list[JSON | None]) -> bytes:
 
 
 async def put_formation(request: web.Request) -> web.Response:
-    doc = await read_json(request, "formation")
+    doc = await read_json(request)
     app, release_id = path_app(request), path_uuid(request, "release")
     command = PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
     records = await dispatch(request, command)

@@ -62,7 +62,7 @@ def path_resource(request: web.Request, provider: Provider) -> Resource:
 
 
 async def create_provider(request: web.Request) -> web.Response:
-    doc = await read_json(request, "provider")
+    doc = await read_json(request)
     command = CreateProvider.from_json(doc, new_id=new_id(), now=now())
     return json_response(payload(await dispatch(request, command), ProviderCreated))
 
@@ -79,7 +79,7 @@ async def get_provider(request: web.Request) -> web.Response:
 
 
 async def provision_resource(request: web.Request) -> web.Response:
-    doc = await read_json(request, "resource_req")
+    doc = await read_json(request)
     provider = path_provider(request)
     # Unknown apps are refused before anything is provisioned.
     apps = resolve_apps(model(request).state, doc.get("apps") or ())
@@ -108,7 +108,7 @@ async def _record_or_deprovision(
 
 
 async def put_resource(request: web.Request) -> web.Response:
-    doc = await read_json(request, "resource")
+    doc = await read_json(request)
     provider = path_provider(request)
     command = PutResource.from_json(
         doc, id=path_uuid(request, "resource"), provider_id=provider.id, now=now()

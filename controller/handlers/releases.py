@@ -32,9 +32,7 @@ from projections.releases import (
 
 
 async def create_artifact(request: web.Request) -> web.Response:
-    command = CreateArtifact.from_json(
-        await read_json(request, "artifact"), new_id=new_id(), now=now()
-    )
+    command = CreateArtifact.from_json(await read_json(request), new_id=new_id(), now=now())
     record = recorded(await dispatch(request, command), ArtifactCreated)
     if record is not None:
         return json_response(record.data)
@@ -58,9 +56,7 @@ async def get_artifact(request: web.Request) -> web.Response:
 
 
 async def create_release(request: web.Request) -> web.Response:
-    command = CreateRelease.from_json(
-        await read_json(request, "release"), new_id=new_id(), now=now()
-    )
+    command = CreateRelease.from_json(await read_json(request), new_id=new_id(), now=now())
     return json_response(payload(await dispatch(request, command), ReleaseCreated))
 
 
@@ -76,7 +72,7 @@ async def get_release(request: web.Request) -> web.Response:
 
 
 async def set_app_release(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app_release")
+    doc = await read_json(request)
     app = path_app(request)
     records = await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
     return json_response(model(request).encode(event_from(records, AppReleaseSet).release))

@@ -22,13 +22,14 @@ from pytest_aiohttp import AiohttpClient
 from controller import middlewares
 from controller.access_log import redact
 from controller.app import create_app
-from controller.openapi import OPEN_PATHS
+from controller.urls import URLS
 from eventstore.memory import InMemoryEventStore
 from service.settings import Settings
 from tests.processes import ROOT
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()
+OPEN_PATHS = {url.path for url in URLS if url.open}
 TLS = ROOT / "tests" / "fixtures" / "tls"
 
 
