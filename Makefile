@@ -1,28 +1,42 @@
 # Evenflow: `make run` starts the service, `make test` runs the whole suite.
-# Both install into ./.venv first (Python 3.11+ and a C compiler-free pip install are enough).
+# Both install into ./.venv first (Python 3.11+ and a C compiler-free pip install are enough):
+# `make run` only what the service needs, the other targets the development tools as well.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test test-faults test-fast bench bench-quick lint fmt typecheck check clean container-tools
+.PHONY: install install-dev run test test-faults test-fast bench bench-quick lint fmt typecheck check clean container-tools
 
+# What running needs (`make run`, the `evenflow` command).
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# ... and the tools of the tests, benchmarks, linters and type checker (`.[dev]`).
+install-dev: $(DEV_STAMP)
+
+$(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	@echo "installing what the service needs into $(VENV)"
+	@$(PIP) -e .
+	@touch $@
+
+$(DEV_STAMP): $(STAMP) pyproject.toml
+	@echo "installing the development tools into $(VENV)"
+	@$(PIP) -e '.[dev]'
 	@touch $@
 
 # The service; with no DATABASE_URL it runs on an embedded PostgreSQL kept in ./.localpg/.
 run: install
-	$(PY) -m controller serve
+	@$(PY) -m controller serve
 
 # Everything, against a throwaway PostgreSQL the test session starts itself.
-test: install container-tools
+test: install-dev container-tools
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m "not faults"
 
 # The container tests run podman (with runc, and catatonit as the containers' init) on an
@@ -41,29 +55,29 @@ container-tools:
 	fi
 
 # The long fault-injection tests (database stopped under load, kill -9 of the service, ...).
-test-faults: install container-tools
+test-faults: install-dev container-tools
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m faults
 
 # Only the in-memory tests: a quick loop while editing.
-test-fast: install
+test-fast: install-dev
 	$(PY) -m pytest -m "not postgres and not faults" -q
 
-bench: install container-tools
+bench: install-dev container-tools
 	$(PY) -m bench
 
-bench-quick: install container-tools
+bench-quick: install-dev container-tools
 	$(PY) -m bench --quick
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-fmt: install
+fmt: install-dev
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-typecheck: install
+typecheck: install-dev
 	$(VENV)/bin/mypy
 
 check: lint typecheck test

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -86,9 +87,9 @@ def _measure(admin_dsn: str, seconds: float, runs: int, sides: tuple[Side, Side]
                        script="create_apps.lua", env=unique)  # fmt: skip
 
         scenarios: dict[str, list[Callable[[], dict[str, float]]]] = {
-            "POST /apps x64": [lambda w=w: post(w) for w in writers],
+            "POST /apps x64": [functools.partial(post, w) for w in writers],
             "GET /apps/:id x64": [
-                lambda r=r, a=a: wrk(r, f"/apps/{a}", connections=64, seconds=seconds)
+                functools.partial(wrk, r, f"/apps/{a}", connections=64, seconds=seconds)
                 for r, a in zip(readers, apps, strict=True)
             ],
         }

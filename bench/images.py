@@ -29,10 +29,10 @@ import attrs
 from bench import process_tree_cpu, scratch_database, server
 from bench.report import Row
 from bench.service import AUTH, evenflow
+from domain.states import ACTIVE_JOB_STATES
 from tests.host.images import busybox_image, remove_containers
 
 WEB = 'exec busybox httpd -f -p "$PORT" -h /tmp'
-LIVE = ("pending", "starting", "up", "stopping")
 
 
 @attrs.frozen
@@ -122,7 +122,7 @@ async def scale(http: aiohttp.ClientSession, app: str, release_id: str, **counts
 async def settle(http: aiohttp.ClientSession, app: str, timeout: float = 600) -> None:
     """Until no job of the app is live."""
     async with asyncio.timeout(timeout):
-        while any(j["state"] in LIVE for j in await jobs(http, app)):
+        while any(j["state"] in ACTIVE_JOB_STATES for j in await jobs(http, app)):
             await asyncio.sleep(0.05)
 
 

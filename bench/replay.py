@@ -42,6 +42,7 @@ from domain.events import (
     RouteCreated,
 )
 from domain.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
+from domain.states import DeploymentStatus, JobState
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
 from projections.memory import collector_paused
@@ -117,7 +118,7 @@ class Cluster:
             app.id,
             release.id,
             "all-at-once",
-            "pending",
+            DeploymentStatus.PENDING,
             {"web": 3},
             30,
             at,
@@ -126,28 +127,30 @@ class Cluster:
         yield ArtifactCreated(artifact)
         yield ReleaseCreated(release)
         yield DeploymentCreated(deployment)
-        yield self.progress(deployment, "running")
+        yield self.progress(deployment, DeploymentStatus.RUNNING)
         yield FormationScaled(app.id, release.id, {"web": 3})
         new_jobs = []
-        for state in ("starting", "up"):
+        for state in (JobState.STARTING, JobState.UP):
             for k in range(3):
-                if state == "starting":
+                if state == JobState.STARTING:
                     job_id = f"host{k}-{self.uuid()}"
                     new_jobs.append(
                         Job(job_id, app.id, release.id, state, self.tick(), self.now, type="web")
                     )
                 job = attrs.evolve(new_jobs[k], state=state, updated_at=self.tick())
                 yield JobStateChanged(job)
-                if state == "up":
-                    yield self.progress(deployment, "running", "web", "up")
+                if state == JobState.UP:
+                    yield self.progress(deployment, DeploymentStatus.RUNNING, "web", "up")
         if old is not None:
             yield FormationScaled(app.id, old.id, {"web": 0}, {"web": 3})
             for job in self.jobs.get(app.id, []):
-                yield JobStateChanged(attrs.evolve(job, state="down", updated_at=self.tick()))
+                yield JobStateChanged(
+                    attrs.evolve(job, state=JobState.DOWN, updated_at=self.tick())
+                )
         self.jobs[app.id] = new_jobs
         self.current[app.id] = release
         yield AppReleaseSet(app.id, release, old)
-        yield self.progress(deployment, "complete")
+        yield self.progress(deployment, DeploymentStatus.COMPLETE)
         if self.rng.random() < 0.1:
             resource = Resource(
                 self.uuid(),
@@ -159,7 +162,9 @@ class Cluster:
             )
             yield ResourceCreated(resource, app.id)
 
-    def progress(self, d: Deployment, status: str, kind: str = "", state: str = "") -> Event:
+    def progress(
+        self, d: Deployment, status: DeploymentStatus, kind: str = "", state: str = ""
+    ) -> Event:
         self.tick()
         return DeploymentStatusChanged(d.app_id, d.id, d.new_release_id, status, kind, state)
 

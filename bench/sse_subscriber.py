@@ -126,7 +126,7 @@ def report(readers: list[Reader], acks: dict[str, Any]) -> None:
                 latencies.append(received - at)
     latencies.sort()
 
-    def at(q: float) -> float:
+    def percentile(q: float) -> float:
         return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]
 
     doc = {
@@ -134,9 +134,9 @@ def report(readers: list[Reader], acks: dict[str, Any]) -> None:
         "sampled": sum(r.sampled for r in readers),
         "exact": exact,
         "latencies": len(latencies),
-        "p50_ms": at(0.50) if latencies else 0.0,
-        "p99_ms": at(0.99) if latencies else 0.0,
-        "p999_ms": at(0.999) if latencies else 0.0,
+        "p50_ms": percentile(0.50) if latencies else 0.0,
+        "p99_ms": percentile(0.99) if latencies else 0.0,
+        "p999_ms": percentile(0.999) if latencies else 0.0,
         "max_ms": 1000 * latencies[-1] if latencies else 0.0,
     }
     sys.stdout.write(orjson.dumps(doc).decode() + "\n")

@@ -43,6 +43,7 @@ from domain.events import (
     RouteCreated,
 )
 from domain.objects import App, Artifact, Job, Release, Route
+from domain.states import JobState
 from eventstore.postgres import PostgresEventStore
 
 EVENT_COLUMNS = ["event_id", "type", "object_type", "object_id", "app_id", "op", "unique_id",
@@ -75,7 +76,7 @@ def template() -> list[Event]:
     processes = {"web": {"cmd": ["bin/web"], "ports": [{"port": 8080, "proto": "tcp"}]}}
     release = Release(IDS["release"], at, artifact.id, env={"PORT": "8080"},
                       processes=processes, app_id=app.id)  # fmt: skip
-    jobs = [Job(f"host-{IDS[f'job{k}']}", app.id, release.id, "starting", at, at, type="web")
+    jobs = [Job(f"host-{IDS[f'job{k}']}", app.id, release.id, JobState.STARTING, at, at, type="web")
             for k in range(2)]  # fmt: skip
     later = at + timedelta(seconds=2)
     return [
@@ -86,7 +87,7 @@ def template() -> list[Event]:
         AppReleaseSet(app.id, release),
         FormationScaled(app.id, release.id, {"web": 2}),
         *(JobStateChanged(job) for job in jobs),
-        *(JobStateChanged(attrs.evolve(job, state="up", updated_at=later)) for job in jobs),
+        *(JobStateChanged(attrs.evolve(job, state=JobState.UP, updated_at=later)) for job in jobs),
     ]
 
 

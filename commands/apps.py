@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +10,7 @@ import attrs
 from commands.app_names import generated_app_name
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
 from commands.releases import release_deletion
+from commands.types import handler, handlers
 from domain.events import (
     AppCreated,
     AppDeleted,
@@ -23,7 +23,10 @@ from domain.events import (
 )
 from domain.ids import given_id
 from domain.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, JSON, App, Route
-from projections.state import State, find_app
+from projections.apps import find_app
+from projections.releases import app_releases
+from projections.routes import app_routes
+from projections.state import State
 
 
 @attrs.frozen
@@ -188,12 +191,11 @@ def check_deletable(app: App) -> None:
 
 def delete_app(state: State, cmd: DeleteApp) -> list[Event]:
     # Flynn HEAD's worker (controller/worker/app_deletion): routes, then the app's releases
-    # (newest first, each a release_deletion), then resources, then the app.
+    # (each a release_deletion), both as the API lists them, then resources, then the app.
     app = require_app(state, cmd.app)
     check_deletable(app)
-    routes = [state.routes[r] for r in state.app_routes.get(app.id, {})]
-    listed = (state.releases[r] for r in state.app_releases.get(app.id, {}) if r in state.releases)
-    releases = sorted(listed, key=lambda r: (r.created_at, r.id), reverse=True)
+    routes = app_routes(state, app.id)
+    releases = app_releases(state, app.id)
     resources = [state.resources[r] for r in cmd.deprovisioned if r in state.resources]
     events: list[Event] = [RouteDeleted(route) for route in routes]
     events += [release_deletion(state, app.id, release.id) for release in releases]
@@ -205,15 +207,9 @@ def delete_app(state: State, cmd: DeleteApp) -> list[Event]:
     return events
 
 
-def exclusive_resources(state: State, app_id: str) -> list[str]:
-    """Resources linked to this app only: deleting the app deprovisions them (Flynn)."""
-    linked = state.app_resources.get(app_id, {})
-    return [r for r in linked if state.resources[r].apps == (app_id,)]
-
-
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateApp: create_app,
-    UpdateApp: update_app,
-    SetAppRelease: set_app_release,
-    DeleteApp: delete_app,
-}
+HANDLERS = handlers(
+    handler(CreateApp, create_app),
+    handler(UpdateApp, update_app),
+    handler(SetAppRelease, set_app_release),
+    handler(DeleteApp, delete_app),
+)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 
 from commands.errors import ConflictError, UnavailableError, ValidationError
+from commands.types import Command
 from domain.events import Event
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
@@ -24,7 +24,7 @@ from projections.idempotency import RETENTION, Idempotency, KeyedWrite
 class Pending:
     """A command waiting for its answer, and the Idempotency-Key it came with."""
 
-    command: Any
+    command: Command
     future: asyncio.Future[list[RecordedEvent]]
     idempotency: Idempotency | None = None
 

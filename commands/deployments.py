@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.apps import require_app
 from commands.errors import AlreadyExistsError, ValidationError
+from commands.types import handler, handlers
 from domain.events import (
     AppReleaseSet,
     DeploymentCreated,
@@ -27,8 +27,8 @@ from domain.events import (
     FormationScaled,
 )
 from domain.objects import DEFAULT_DEPLOY_TIMEOUT, DEFAULT_STRATEGY, Deployment
+from domain.states import RUNNING_JOB_STATES, DeploymentStatus, JobState
 from projections.deployments import (
-    RUNNING,
     deadline,
     jobs_up,
     new_job_failures,
@@ -41,6 +41,7 @@ from projections.state import DeploymentProgress, State
 #: Flynn HEAD (worker/deployment): more new jobs than this going down while scaling up fails it.
 MAX_NEW_JOB_FAILURES = 5
 ROLLED_BACK = "rolled back: the old formation was restored and the new one removed"
+_UP = frozenset({JobState.UP})
 
 
 @attrs.frozen
@@ -75,7 +76,7 @@ def create_deployment(state: State, cmd: CreateDeployment) -> list[Event]:
         app_id=app.id,
         new_release_id=release.id,
         strategy=app.strategy or DEFAULT_STRATEGY,
-        status="pending",
+        status=DeploymentStatus.PENDING,
         processes=scale(state, app.id, app.release_id),
         deploy_timeout=app.deploy_timeout or DEFAULT_DEPLOY_TIMEOUT,
         created_at=cmd.now,
@@ -84,7 +85,7 @@ def create_deployment(state: State, cmd: CreateDeployment) -> list[Event]:
     # Nothing runs (first deploy, scaled to zero), or the release already runs (Flynn HEAD):
     # done at once, the release set in the same append.
     if sum(deployment.processes.values()) <= 0 or app.release_id == release.id:
-        done = attrs.evolve(deployment, status="complete", finished_at=cmd.now)
+        done = attrs.evolve(deployment, status=DeploymentStatus.COMPLETE, finished_at=cmd.now)
         previous = state.releases.get(app.release_id) if app.release_id else None
         return [AppReleaseSet(app.id, release, previous), DeploymentCreated(done)]
     return [DeploymentCreated(deployment)]
@@ -123,24 +124,24 @@ class _View:
 
     @classmethod
     def of(cls, state: State, d: Deployment) -> _View:
-        def up(release: str | None, states: frozenset[str]) -> Counter[str]:
+        def up(release: str | None, states: frozenset[JobState]) -> Counter[str]:
             # Only the formation's types: a one-off job (no type) is nobody's to stop.
             counts = jobs_up(state, d.app_id, release, states)
             return Counter({t: n for t, n in counts.items() if t in d.processes})
 
         # A new job counts once it is up; an old one until it reports down (a job asked to
         # stop may take its grace period to go).
+        new_up, old_up = up(d.new_release_id, _UP), up(d.old_release_id, RUNNING_JOB_STATES)
         return cls(
             state, d, targets(state, d), scale(state, d.app_id, d.new_release_id),
-            scale(state, d.app_id, d.old_release_id), up(d.new_release_id, frozenset({"up"})),
-            up(d.old_release_id, RUNNING),
+            scale(state, d.app_id, d.old_release_id), new_up, old_up,
         )  # fmt: skip
 
     def ask(self, new: bool, processes: dict[str, int], counts: dict[str, int]) -> _Ask:
         release = self.d.new_release_id if new else self.d.old_release_id or ""
-        job_state = "starting" if new else "stopping"
+        job_state = JobState.STARTING if new else JobState.STOPPING
         events: list[Event] = [
-            _status(self.d, "running", release, t, job_state)
+            _status(self.d, DeploymentStatus.RUNNING, release, t, job_state)
             for t in sorted(counts)
             for _ in range(max(counts[t], 0))
         ]
@@ -201,11 +202,11 @@ def advance_deployment(state: State, cmd: AdvanceDeployment) -> list[Event]:
     if d is None or p is None:  # unknown, or finished
         return []
     if d.app_id not in state.apps:
-        return [_status(d, "failed", error="the app was deleted during the deployment")]
+        return [_failed(d, "the app was deleted during the deployment")]
     strategy = STRATEGIES.get(d.strategy)
     if strategy is None:
         error = f'deployment strategy "{d.strategy}" is not supported; nothing was changed'
-        return [_status(d, "failed", error=error)]
+        return [_failed(d, error)]
     v = _View.of(state, d)
     echoes = _echoes(d, p)
     step = strategy(v)
@@ -213,7 +214,7 @@ def advance_deployment(state: State, cmd: AdvanceDeployment) -> list[Event]:
     if failures > MAX_NEW_JOB_FAILURES and not (step is None or step.retiring):
         return echoes + _rollback(v, f"{failures} jobs of the new release went down while starting")
     if step is None:
-        return [*echoes, _release_set(state, d), _status(d, "complete")]
+        return [*echoes, _release_set(state, d), _status(d, DeploymentStatus.COMPLETE)]
     if isinstance(step, _Ask):
         return echoes + step.events
     if echoes:  # progress: the wait goes on, its clock restarted
@@ -226,7 +227,7 @@ def advance_deployment(state: State, cmd: AdvanceDeployment) -> list[Event]:
         # Flynn #3285: the new release is up and the old one scaled to zero, so the app release
         # follows what runs; rolling back now would stop the working jobs.
         error = f"{reason}; the new release runs and is now the app's release (no rollback)"
-        return [_release_set(state, d), _status(d, "failed", error=error)]
+        return [_release_set(state, d), _failed(d, error)]
     return _rollback(v, reason)
 
 
@@ -234,14 +235,15 @@ def _echoes(d: Deployment, p: DeploymentProgress) -> list[Event]:
     """SEED: one `up` (`down`) event per new (old) job reported, up to the jobs asked for."""
     events: list[Event] = []
     for (release, job_type, phase), seen in sorted(p.reports.items()):
-        if release == d.new_release_id and phase == "up":
-            asked = steps(p, release, job_type, "starting")
-        elif release == d.old_release_id and phase == "down":
-            asked = steps(p, release, job_type, "stopping")
+        if release == d.new_release_id and phase == JobState.UP:
+            asked = steps(p, release, job_type, JobState.STARTING)
+        elif release == d.old_release_id and phase == JobState.DOWN:
+            asked = steps(p, release, job_type, JobState.STOPPING)
         else:
             continue
         missing = min(seen, asked) - steps(p, release, job_type, phase)
-        events += [_status(d, "running", release, job_type, phase) for _ in range(missing)]
+        running = DeploymentStatus.RUNNING
+        events += [_status(d, running, release, job_type, phase) for _ in range(missing)]
     return events
 
 
@@ -258,7 +260,7 @@ def _rollback(v: _View, reason: str) -> list[Event]:
     new = v.state.formation(d.app_id, d.new_release_id)
     if new is not None:
         events.append(FormationScaled(d.app_id, d.new_release_id, None, new.processes))
-    return [*events, _status(d, "failed", error=f"{reason}; {ROLLED_BACK}")]
+    return [*events, _failed(d, f"{reason}; {ROLLED_BACK}")]
 
 
 def _release_set(state: State, d: Deployment) -> AppReleaseSet:
@@ -267,9 +269,13 @@ def _release_set(state: State, d: Deployment) -> AppReleaseSet:
     return AppReleaseSet(d.app_id, state.releases[d.new_release_id], previous)
 
 
+def _failed(d: Deployment, error: str) -> DeploymentStatusChanged:
+    return _status(d, DeploymentStatus.FAILED, error=error)
+
+
 def _status(
     d: Deployment,
-    status: str,
+    status: DeploymentStatus,
     release: str | None = None,
     job_type: str = "",
     job_state: str = "",
@@ -280,7 +286,7 @@ def _status(
     )
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateDeployment: create_deployment,
-    AdvanceDeployment: advance_deployment,
-}
+HANDLERS = handlers(
+    handler(CreateDeployment, create_deployment),
+    handler(AdvanceDeployment, advance_deployment),
+)

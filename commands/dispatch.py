@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
 from commands.batch import (
@@ -39,8 +38,8 @@ from commands.batch import (
     write_failed,
 )
 from commands.errors import DomainError, UnavailableError, ValidationError
+from commands.types import Command, Handlers, handlers
 from domain.codec import encode
-from domain.events import Event
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
     ConcurrencyError,
@@ -57,18 +56,17 @@ from projections.state import State, apply
 
 logger = logging.getLogger(__name__)
 
-Decider = Callable[[State, Any], list[Event]]
-
-HANDLERS: dict[type, Decider] = {
-    **apps.HANDLERS,
-    **releases.HANDLERS,
-    **formations.HANDLERS,
-    **jobs.HANDLERS,
-    **deployments.HANDLERS,
-    **providers.HANDLERS,
-    **routes.HANDLERS,
-    **domains.HANDLERS,
-}
+#: Every command's decider (a command type with two is refused at import).
+HANDLERS = handlers(
+    apps.HANDLERS,
+    releases.HANDLERS,
+    formations.HANDLERS,
+    jobs.HANDLERS,
+    deployments.HANDLERS,
+    providers.HANDLERS,
+    routes.HANDLERS,
+    domains.HANDLERS,
+)
 
 #: Commands decided and appended together, at most ...
 MAX_BATCH = 256
@@ -84,7 +82,7 @@ class Dispatcher:
         self,
         store: EventStore,
         model: MemoryReadModel,
-        handlers: dict[type, Decider] | None = None,
+        handlers: Handlers | None = None,
     ) -> None:
         self.store = store
         self.model = model
@@ -111,7 +109,7 @@ class Dispatcher:
                 task.cancel()
 
     async def handle(
-        self, command: Any, idempotency: Idempotency | None = None
+        self, command: Command, idempotency: Idempotency | None = None
     ) -> list[RecordedEvent]:
         """Decide and record `command`; returns the events it wrote (maybe none).
 

@@ -11,13 +11,12 @@ certificate with, so `tls_cert` stays what the client sent (Flynn generates one 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.errors import AlreadyExistsError, ValidationError
+from commands.types import handler, handlers
 from domain.events import DomainMigrated, Event, RouteCreated
 from domain.objects import JSON, DomainMigration, Route
 from projections.routes import current_domain, http_routes_under
@@ -127,4 +126,6 @@ def _copied_cert(route: Route, migration: DomainMigration) -> tuple[str, str]:
     return route.tls_cert, route.tls_key
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {MigrateDomain: migrate_domain}
+HANDLERS = handlers(
+    handler(MigrateDomain, migrate_domain),
+)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.apps import protected_error, require_app
 from commands.errors import NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import Event, FormationScaled
 from domain.objects import JSON, App, Formation
 from projections.formations import app_process_count
@@ -87,7 +86,7 @@ def _check_not_stopping(state: State, app: App, release_id: str) -> None:
         raise protected_error("scaled to zero")
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    PutFormation: put_formation,
-    DeleteFormation: delete_formation,
-}
+HANDLERS = handlers(
+    handler(PutFormation, put_formation),
+    handler(DeleteFormation, delete_formation),
+)

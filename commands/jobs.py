@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.apps import require_app
 from commands.errors import NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import Event, JobStateChanged
 from domain.ids import canonical_uuid
 from domain.objects import JSON, Job, Release
+from domain.states import JOB_STATE_RANK, JOB_STATES, JobState
 from host.inputs import JOB_ID_SHAPE, parse_job_id
-from projections.jobs import JOB_STATES, find_job
-from projections.state import State, find_app
-
-_RANK = {state: rank for rank, state in enumerate(JOB_STATES)}
+from projections.apps import find_app_or_deleted
+from projections.jobs import find_job
+from projections.state import State
 
 
 def _release_ref(value: object) -> str:
@@ -130,7 +129,7 @@ def run_job(state: State, cmd: RunJob) -> list[Event]:
         id=cmd.job_id,
         app_id=app.id,
         release_id=release.id,
-        state="pending",
+        state=JobState.PENDING,
         created_at=cmd.now,
         updated_at=cmd.now,
         meta=meta,
@@ -143,13 +142,10 @@ def run_job(state: State, cmd: RunJob) -> list[Event]:
 
 def report_app(state: State, ref: str) -> str:
     """The path's app id; a deleted app too, so that its jobs can still be reported down."""
-    app = find_app(state, ref)
-    if app is not None:
-        return app.id
-    app_id = canonical_uuid(ref.lower())
-    if app_id is None or app_id not in state.deleted_apps:
+    app = find_app_or_deleted(state, ref)
+    if app is None:
         raise NotFoundError(f"app {ref!r} not found")
-    return app_id
+    return app.id
 
 
 def reported_job(state: State, cmd: PutJob, app_id: str) -> Job | None:
@@ -162,8 +158,9 @@ def put_job(state: State, cmd: PutJob) -> list[Event]:
     app_id = report_app(state, cmd.app)
     if not cmd.job_id:
         raise ValidationError("id", "must be set")
-    if cmd.state not in _RANK:
-        raise ValidationError("state", f"must be one of {', '.join(JOB_STATES)}")
+    reported = JOB_STATES.get(cmd.state)
+    if reported is None:
+        raise ValidationError("state", f"must be one of {', '.join(JobState)}")
     current = reported_job(state, cmd, app_id)
     release_id = cmd.release_id or (current.release_id if current else None)
     # A deleted release too: its jobs still report (Flynn's foreign key allows it).
@@ -178,18 +175,18 @@ def put_job(state: State, cmd: PutJob) -> list[Event]:
         # Flynn's shape (pkg/cluster ExtractHostID) with a uuid, nothing a path could hide in.
         if parse_job_id(cmd.job_id) is None:
             raise ValidationError("id", f"must be {JOB_ID_SHAPE}")
-        return [JobStateChanged(_new_job(cmd, app_id, release_id))]
-    if _RANK[cmd.state] < _RANK[current.state]:
+        return [JobStateChanged(_new_job(cmd, reported, app_id, release_id))]
+    if JOB_STATE_RANK[reported] < JOB_STATE_RANK[current.state]:
         # Flynn SEED: a trigger refused backwards moves (dropped on 2015-12-19).
         raise ValidationError(
             "state", f"invalid job state transition: {current.state} -> {cmd.state}"
         )
-    if cmd.state == current.state:
+    if reported == current.state:
         return []  # at most one event per (job, state): Flynn's unique_id "<id>|<state>"
     # Flynn SEED: jobUpdateQuery changes only these.
     changed = attrs.evolve(
         current,
-        state=cmd.state,
+        state=reported,
         exit_status=cmd.exit_status,
         host_error=cmd.host_error,
         updated_at=cmd.now,
@@ -197,12 +194,12 @@ def put_job(state: State, cmd: PutJob) -> list[Event]:
     return [JobStateChanged(changed)]
 
 
-def _new_job(cmd: PutJob, app_id: str, release_id: str) -> Job:
+def _new_job(cmd: PutJob, state: JobState, app_id: str, release_id: str) -> Job:
     return Job(
         id=cmd.job_id,
         app_id=app_id,
         release_id=release_id,
-        state=cmd.state,
+        state=state,
         created_at=cmd.now,
         updated_at=cmd.now,
         type=cmd.type,
@@ -212,6 +209,14 @@ def _new_job(cmd: PutJob, app_id: str, release_id: str) -> Job:
     )
 
 
+#: Where a kill moves a job, by its state now.
+_KILLED = {
+    JobState.PENDING: JobState.DOWN,
+    JobState.STARTING: JobState.STOPPING,
+    JobState.UP: JobState.STOPPING,
+}
+
+
 def kill_job(state: State, cmd: KillJob) -> list[Event]:
     app = require_app(state, cmd.app)
     job = find_job(state, app.id, cmd.job)
@@ -219,14 +224,14 @@ def kill_job(state: State, cmd: KillJob) -> list[Event]:
         raise NotFoundError(f"job {cmd.job!r} not found")
     # A job no host runs yet just goes down; a running one is marked for the scheduler to
     # stop, which then reports it down. One already stopping or stopped stays as it is.
-    target = {"pending": "down", "starting": "stopping", "up": "stopping"}.get(job.state)
+    target = _KILLED.get(job.state)
     if target is None:
         return []
     return [JobStateChanged(attrs.evolve(job, state=target, updated_at=cmd.now))]
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    RunJob: run_job,
-    PutJob: put_job,
-    KillJob: kill_job,
-}
+HANDLERS = handlers(
+    handler(RunJob, run_job),
+    handler(PutJob, put_job),
+    handler(KillJob, kill_job),
+)

@@ -6,17 +6,18 @@ commands record what the provider did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import Event, ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import given_id
 from domain.objects import JSON, Provider, Resource
-from projections.state import State, find_app
+from projections.apps import find_app
+from projections.state import State
 
 
 @attrs.frozen
@@ -155,10 +156,10 @@ def delete_resources(state: State, cmd: DeleteResources) -> list[Event]:
     return events
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateProvider: create_provider,
-    ProvisionResource: provision_resource,
-    PutResource: put_resource,
-    DeleteResource: delete_resource,
-    DeleteResources: delete_resources,
-}
+HANDLERS = handlers(
+    handler(CreateProvider, create_provider),
+    handler(ProvisionResource, provision_resource),
+    handler(PutResource, put_resource),
+    handler(DeleteResource, delete_resource),
+    handler(DeleteResources, delete_resources),
+)

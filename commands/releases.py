@@ -3,17 +3,18 @@ deleted from an app (Flynn HEAD), its artifacts stay."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import ArtifactCreated, Event, ReleaseCreated, ReleaseDeleted
 from domain.ids import canonical_uuid, given_id
 from domain.objects import JSON, Artifact, Deployment, Release
-from projections.state import State, find_app
+from projections.apps import find_app
+from projections.state import State
 
 # Flynn SEED: controller/resource/resource.go defaults, filled into every process type.
 DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
@@ -169,8 +170,8 @@ def _deploying(state: State, release_id: str) -> list[Deployment]:
     ]
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateArtifact: create_artifact,
-    CreateRelease: create_release,
-    DeleteRelease: delete_release,
-}
+HANDLERS = handlers(
+    handler(CreateArtifact, create_artifact),
+    handler(CreateRelease, create_release),
+    handler(DeleteRelease, delete_release),
+)

@@ -7,7 +7,6 @@ route on its domain. TLS pairs are checked at the HTTP edge (it needs the ssl mo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ import attrs
 
 from commands.apps import require_app
 from commands.errors import ConflictError, NotFoundError, ValidationError
+from commands.types import handler, handlers
 from domain.events import Event, RouteCreated, RouteDeleted, RouteUpdated
 from domain.objects import JSON, App, Route
 from projections.routes import (
@@ -232,8 +232,8 @@ def _check_no_dependents(state: State, route: Route) -> None:
         raise ValidationError("", "Route has dependent routes")
 
 
-HANDLERS: dict[type, Callable[[State, Any], list[Event]]] = {
-    CreateRoute: create_route,
-    UpdateRoute: update_route,
-    DeleteRoute: delete_route,
-}
+HANDLERS = handlers(
+    handler(CreateRoute, create_route),
+    handler(UpdateRoute, update_route),
+    handler(DeleteRoute, delete_route),
+)

@@ -8,7 +8,6 @@ import contextlib
 import gc
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,35 +15,51 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
-from controller import server
+from controller import failures, server
 from controller.access_log import setup_logging
 from controller.app import create_app
 from controller.server import SHUTDOWN_TIMEOUT
 from localpg import LocalPG, ensure_database
+from replay.cli import Hooks
 from replay.cli import add_parser as add_replay_parser
-from service.backup import backup_database
+from replay.exits import USAGE, CommandError
+from replay.progress import Progress
+from service.auth_key import client_key, key_file, with_keys
+from service.backup import backup_database, check_output
 from service.log_format import hide_keys_in_logs
-from service.settings import Settings
-from service.supervisor import Supervisor, exit_when_orphaned, worker_argv
+from service.settings import EVENFLOW_VERSION, Settings
+from service.supervisor import Supervisor, exit_when_orphaned, worker_argv, worker_index
 
 logger = logging.getLogger("evenflow")
 
 
 def auth_keys(settings: Settings) -> Settings:
-    """AUTH_KEY, or a key generated once and kept in the data folder (printed at start-up)."""
-    if settings.auth_keys:
-        return settings
-    path = settings.data_dir / "auth_key"
-    if path.exists():
-        key = path.read_text().strip()
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(16)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-    print(f"AUTH_KEY={key}  (kept in {path}; set AUTH_KEY to choose your own)", file=sys.stderr)
-    return attrs.evolve(settings, auth_keys=(key,))
+    """AUTH_KEY, or a key generated once and kept in the data folder (printed only then)."""
+    settings, generated = with_keys(settings)
+    if generated:
+        print(
+            f"evenflow: a new API key, kept in {key_file(settings)}: {generated}  "
+            "(set AUTH_KEY to choose your own)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return settings
+
+
+def url(host: str, port: int, tls: bool) -> str:
+    """The address to give a client: `localhost` for all of this machine's addresses."""
+    shown = "localhost" if host in ("", "0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def announce(settings: Settings, host: str, port: int) -> None:
+    """What an operator needs on a start: where to send requests, where the key is (a log
+    record, as every line of the service's but the new key's)."""
+    kept = "AUTH_KEY" if os.environ.get("AUTH_KEY") else key_file(settings)
+    address = url(host, port, settings.tls_cert is not None)
+    logger.info("serving %s, API key in %s", address, kept)
+    # The dashboard's address goes here once `/` serves one.
 
 
 def local_database_dir() -> Path:
@@ -63,12 +78,12 @@ def serve(args: argparse.Namespace) -> None:
         settings = Settings.from_env()
         _run(settings, args.host or settings.host, args.port or settings.port, reuse_port=True)
         return
-    settings = auth_keys(Settings.from_env())  # once, here: every worker gets the same key
+    settings = Settings.from_env()
     host = args.host or settings.host
     port = args.port or settings.port
     workers = default_workers(settings) if args.workers is None else args.workers
     if workers < 1:
-        raise SystemExit("--workers must be at least 1")
+        raise CommandError("--workers must be at least 1", USAGE)
     if workers > 1 and settings.scheduler == "local":
         logger.warning(
             "%d workers with SCHEDULER=local: one schedules (the advisory lock's holder), and "
@@ -76,25 +91,35 @@ def serve(args: argparse.Namespace) -> None:
             workers,
         )
     if settings.database_url:
+        failures.check_reachable(settings.database_url)
         _serve(settings, host, port, workers)
         return
     # No DATABASE_URL: an embedded PostgreSQL in the checkout, stopped when we exit (also
     # after kill -9: the server gets a parent-death signal). Started here, in the main
     # thread, before the event loop; with workers, this process stays its parent.
-    with LocalPG(local_database_dir()) as pg:
+    pg = LocalPG(local_database_dir())
+    if _accepts_connections(pg.dsn()):
+        raise CommandError(
+            f"the embedded PostgreSQL in {pg.root} is running for another service: stop it "
+            "first (or give this one its own LOCALPG_DIR, EVENFLOW_DATA_DIR and PORT)"
+        )
+    with pg:
         asyncio.run(ensure_database(pg.dsn(), "evenflow"))
-        logger.info("embedded PostgreSQL in %s", pg.data_dir)
+        logger.debug("embedded PostgreSQL in %s", pg.data_dir)
         _serve(attrs.evolve(settings, database_url=pg.dsn("evenflow")), host, port, workers)
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    # Once the database is there, and here: every worker gets the same key.
+    settings = auth_keys(settings)
     if workers == 1:
         _run(settings, host, port)
         return
     assert settings.database_url is not None
     env = os.environ | {"DATABASE_URL": settings.database_url,
                         "AUTH_KEY": ",".join(settings.auth_keys)}  # fmt: skip
-    logger.info("serving on %s:%d with %d workers", host, port, workers)
+    announce(settings, host, port)  # before they listen: the workers do not say when they do
+    logger.debug("serving on %s:%d with %d workers", host, port, workers)
     # A worker's shutdown: its requests (up to twice SHUTDOWN_TIMEOUT), then its clean-up,
     # which may write a read-model snapshot (~5 s per 1M events folded since the last).
     grace = 2 * SHUTDOWN_TIMEOUT + 15
@@ -116,7 +141,14 @@ def _run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) 
     gc.set_threshold(5_000, 10, 10)
     hide_keys_in_logs(settings.auth_keys)
     server.run(
-        create_app(settings), settings, host, port, ssl_context=ssl_context, reuse_port=reuse_port
+        create_app(settings),
+        settings,
+        host,
+        port,
+        ssl_context=ssl_context,
+        reuse_port=reuse_port,
+        # A worker's parent announced the service.
+        listening=None if worker_index() is not None else lambda p: announce(settings, host, p),
     )
 
 
@@ -124,9 +156,10 @@ def _run(settings: Settings, host: str, port: int, *, reuse_port: bool = False) 
 def database() -> Iterator[str]:
     """The database of the log for a command: DATABASE_URL, or the embedded one (shared with
     a running `serve`, else started for the command's duration)."""
-    url = Settings.from_env().database_url
-    if url:
-        yield url
+    database_url = Settings.from_env().database_url
+    if database_url:
+        failures.check_reachable(database_url)
+        yield database_url
         return
     pg = LocalPG(local_database_dir())
     if _accepts_connections(pg.dsn()):
@@ -150,16 +183,24 @@ def _accepts_connections(dsn: str) -> bool:
 
 
 def backup(args: argparse.Namespace) -> None:
-    with database() as dsn:
-        written = asyncio.run(backup_database(dsn, args.output))
+    check_output(args.output)
+    with database() as dsn, Progress() as shown:
+        written = asyncio.run(backup_database(dsn, args.output, shown))
     if written is not None:
         print(f"backup written to {written}", file=sys.stderr)
 
 
+def service_key() -> str | None:
+    """The key of the service on this machine, found as the service finds it."""
+    return client_key(Settings.from_env())
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="evenflow", description=__doc__)
+    version = failures.Parser(add_help=False)
+    version.add_argument("--version", action="version", version=f"evenflow {EVENFLOW_VERSION}")
+    root = failures.Parser(prog="evenflow", description=__doc__, parents=[version])
     commands = root.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve the controller API")
+    run = commands.add_parser("serve", help="serve the controller API", parents=[version])
     run.add_argument("--host", help="address to listen on (default 0.0.0.0, or $HOST)")
     run.add_argument("--port", type=int, help="port (default $PORT, else 8080)")
     run.add_argument(
@@ -171,17 +212,29 @@ def parser() -> argparse.ArgumentParser:
         "--worker", action="store_true", help=argparse.SUPPRESS
     )  # see service/supervisor.py
     run.set_defaults(func=serve)
-    dump = commands.add_parser("backup", help="write a backup of the log (as GET /backup)")
+    dump = commands.add_parser(
+        "backup", help="write a backup of the log (as GET /backup)", parents=[version]
+    )
     dump.add_argument("-o", "--output", required=True, help="file or folder; - for stdout")
     dump.set_defaults(func=backup)
-    add_replay_parser(commands, database)
+    add_replay_parser(commands, Hooks(database, service_key), [version])
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    """The program: the exit status is that of replay/exits.py (README: "Backup, restore
+    and audits"), a failure one line on stderr."""
     args = parser().parse_args(argv)
-    args.func(args)
+    sys.exit(failures.run(lambda: _command(args)))
+
+
+def _command(args: argparse.Namespace) -> int | None:
+    level = os.environ.get("LOG_LEVEL") or "INFO"
+    if level.upper() not in logging.getLevelNamesMapping():
+        raise CommandError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    setup_logging(level)
+    status: int | None = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

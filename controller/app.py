@@ -9,11 +9,10 @@ from aiohttp import web
 from applog.store import MemoryLogStore
 from controller import keys
 from controller.broadcast import broadcast_context, close_streams
-from controller.consistency import add_position_header, consistency_context, consistent
-from controller.cors import add_cors_headers
-from controller.limits import limits_context, release_stream_slot
-from controller.middlewares import errors, guard
-from controller.openapi import build_on_startup
+from controller.consistency import consistency_context
+from controller.endpoints import ENDPOINTS
+from controller.limits import limits_context
+from controller.middlewares import edge, edge_headers
 from controller.urls import setup_routes
 from controller.validation import load_validators
 from eventstore.store import EventStore
@@ -27,19 +26,11 @@ from service.settings import Settings
 
 def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Application:
     """The service. With `store` given (tests) it is used as is and not closed."""
-    app = web.Application(
-        # errors outermost: a preflight or an authentication raises nothing it would catch.
-        # consistent innermost: only authenticated requests wait for the log or learn its head.
-        middlewares=[errors, guard, release_stream_slot, consistent],
-        client_max_size=settings.max_body_size,
-    )
+    app = web.Application(client_max_size=settings.max_body_size)
     app[keys.SETTINGS] = settings
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
-    app.on_response_prepare.append(add_cors_headers)
-    app.on_response_prepare.append(add_position_header)
-    app.on_startup.append(build_on_startup)  # GET /openapi.json, from the final route table
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
@@ -56,6 +47,9 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
     setup_routes(app)
+    # One middleware and one hook: each layer costs a coroutine per request.
+    app.middlewares.append(edge(settings, app[ENDPOINTS]))
+    app.on_response_prepare.append(edge_headers(settings))
     return app
 
 

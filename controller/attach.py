@@ -30,7 +30,9 @@ from commands.jobs import KillJob, RunJob
 from controller import keys
 from controller.handlers.common import dispatch
 from domain.clock import now
+from domain.states import ENDED_JOB_STATES
 from host.interface import AttachError, Attachment, AttachRequest
+from projections import jobs
 from projections.memory import MemoryReadModel
 
 UPGRADE = "flynn-attach/0"
@@ -42,7 +44,6 @@ MAX_FRAME = 1024 * 1024
 MAX_BUFFERED = 4 * MAX_FRAME
 #: Once the job has ended, how long its last output may take to arrive.
 DRAIN_TIMEOUT = 5.0
-_FINAL = ("down", "crashed", "failed")
 
 
 def wants_attach(request: web.Request) -> bool:
@@ -281,5 +282,5 @@ class Session:
 
 
 async def _final(model: MemoryReadModel, job_id: str) -> None:
-    while (job := model.state.jobs.get(job_id)) is None or job.state not in _FINAL:
+    while (ran := jobs.job(model.state, job_id)) is None or ran.state not in ENDED_JOB_STATES:
         await model.changed()

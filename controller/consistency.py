@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from typing import Literal
 
 from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
+from controller.endpoints import Handler
 from controller.errors import error_document
 from domain.ids import canonical_uuid
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore, StoreUnavailableError
 from projections.memory import MemoryReadModel
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: The token's header, the same both ways: an answer names the position it was answered
 #: from, and a request sends back the largest it has seen, unchanged.
@@ -45,8 +45,6 @@ _MAX_ID = 2**63 - 1
 #: Seconds the follower, woken by the log's notification, gets to fold a position before a
 #: waiting request reads the log itself.
 FOLLOWER_GRACE = 0.1
-#: Paths answered without a key: they say nothing about the log.
-_KEYLESS = frozenset({"/ping", "/ca-cert"})
 
 
 class LogHead:
@@ -185,19 +183,21 @@ async def consistency_context(app: web.Application) -> AsyncIterator[None]:
     await keeper.close()
 
 
-@web.middleware
-async def consistent(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer from a fold that holds every write acknowledged before the request came."""
-    if request.path in _KEYLESS:
-        return await handler(request)
-    keeper = request.app[CONSISTENCY]
-    request[keys.WRITTEN] = 0  # this request gets the header (see add_position_header)
+async def consistently(
+    request: web.Request,
+    handler: Handler,
+    names_app: Literal["path", "query"] | None,
+    keeper: Consistency,
+) -> web.StreamResponse:
+    """Answer from a fold that holds every write acknowledged before the request came
+    (`names_app`: where the request's route names an app, see controller/endpoints.py)."""
+    request[keys.WRITTEN] = 0  # this request's answer gets the header
     try:
         token = request.headers.get(HEADER)
         caught_up = False
         if token is not None:
             await keeper.reach(_position(token))
-        if _names_an_app(request, keeper.model):
+        if names_app is not None and _names_an_unknown_app(request, names_app, keeper.model):
             caught_up = await keeper.catch_up()
         folded = keeper.model.last_id
         try:
@@ -221,18 +221,19 @@ def _position(raw: str) -> int:
     return int(value)
 
 
-def _names_an_app(request: web.Request, model: MemoryReadModel) -> bool:
+def _names_an_unknown_app(
+    request: web.Request, where: Literal["path", "query"], model: MemoryReadModel
+) -> bool:
     """Whether the request refers to an app other than by the id of one the fold holds:
     a name, which may have moved to a newer app, or an id the fold has not seen yet."""
-    ref = request.match_info.get("app")
-    if ref is None:
-        if not request.query_string:
-            return False
-        ref = request.query.get("app_id")
-        if not ref:
-            return False
+    if where == "path":
+        ref = request.match_info["app"]
+    elif request.query_string:
+        ref = request.query.get("app_id", "")
+    else:
+        return False
     apps = model.state.apps
-    return ref not in apps and canonical_uuid(ref) not in apps
+    return bool(ref) and ref not in apps and canonical_uuid(ref) not in apps
 
 
 def _lagging(lag: FoldLagging) -> web.Response:
@@ -255,11 +256,3 @@ def written(request: web.Request, recorded: list[RecordedEvent]) -> list[Recorde
     if recorded:
         request[keys.WRITTEN] = recorded[-1].id
     return recorded
-
-
-async def add_position_header(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the position the answer stands for, on answers to requests that
-    went through `consistent` (authenticated ones)."""
-    position: int | None = request.get(keys.WRITTEN)
-    if position is not None:
-        response.headers[HEADER] = str(position or request.app[keys.READ_MODEL].last_id)

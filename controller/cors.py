@@ -15,34 +15,42 @@ holds for it (HTTP auth it remembers). Here, from CORS_ORIGINS:
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
-from controller import keys
-
-COMMON_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, HEAD",
-    "Access-Control-Allow-Headers": (
+COMMON_HEADERS = (
+    ("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, HEAD"),
+    (
+        "Access-Control-Allow-Headers",
         "Auth-Key, Authorization, Accept, Content-Type, If-Match, If-None-Match, X-GRPC-Web, "
-        "Last-Event-Id, Evenflow-Event-Id, Idempotency-Key"
+        "Last-Event-Id, Evenflow-Event-Id, Idempotency-Key",
     ),
-    "Access-Control-Expose-Headers": "ETag, Content-Disposition, Evenflow-Event-Id",
-    "Access-Control-Max-Age": "3600",
-}
+    ("Access-Control-Expose-Headers", "ETag, Content-Disposition, Evenflow-Event-Id"),
+    ("Access-Control-Max-Age", "3600"),
+)
+Headers = tuple[tuple[str, str], ...]
 
 
-def cors_headers(origin: str, allowed: tuple[str, ...]) -> dict[str, str] | None:
+# A browser sends the same Origin with every request: its headers are worked out once.
+@functools.lru_cache(maxsize=256)
+def cors_headers(origin: str, allowed: tuple[str, ...]) -> Headers | None:
     """The CORS headers for a request from `origin`; None: the origin is not allowed."""
+    first: Headers
     if origin in allowed and origin != "null":
-        first = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true"}
+        first = (
+            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Credentials", "true"),
+        )
     elif "*" in allowed:
-        first = {"Access-Control-Allow-Origin": "*"}
+        first = (("Access-Control-Allow-Origin", "*"),)
     else:
         return None
     # Vary: the answer to another origin, or to no origin, differs.
-    return first | {"Vary": "Origin"} | COMMON_HEADERS
+    return (*first, ("Vary", "Origin"), *COMMON_HEADERS)
 
 
-def preflight(request: web.Request) -> web.Response | None:
+def preflight(request: web.Request, allowed: tuple[str, ...]) -> web.Response | None:
     """The answer to a CORS preflight (before authentication), None for other requests: 200,
     with the CORS headers when the origin is allowed (Flynn: any OPTIONS with an Origin)."""
     if request.method != "OPTIONS":
@@ -50,17 +58,5 @@ def preflight(request: web.Request) -> web.Response | None:
     origin = request.headers.get("Origin")
     if origin is None:
         return None
-    headers = cors_headers(origin, request.app[keys.SETTINGS].cors_origins)
-    return web.Response(status=200, headers=headers)
-
-
-async def add_cors_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response to a browser request carries its CORS headers
-    (streams send their headers before the handler returns)."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return
-    headers = cors_headers(origin, request.app[keys.SETTINGS].cors_origins)
-    if headers is not None:
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
+    headers = cors_headers(origin, allowed)
+    return web.Response(status=200, headers=dict(headers or ()))

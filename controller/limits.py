@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import resource
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -31,11 +31,10 @@ from aiohttp import web
 
 from commands.errors import JSONSyntaxError, UnavailableError, ValidationError
 from controller import keys
+from controller.endpoints import endpoint
 from controller.errors import RequestTimeoutError
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Deepest nesting of arrays and objects a body may have. Flynn's bodies need about 8.
 MAX_JSON_DEPTH = 64
@@ -158,6 +157,8 @@ class StreamSlots:
     holders: dict[int, web.Request] = attrs.field(factory=dict)  # id(request) -> request
 
     def claim(self, request: web.Request) -> bool:
+        if id(request) in self.holders:
+            return True
         if len(self.holders) >= self.limit:
             # A stream whose client went away ends at its next write (a keep-alive at the
             # latest); its connection is closed already, so its slot is free now.
@@ -176,29 +177,19 @@ class StreamSlots:
 
 
 STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
-_HOLDS_SLOT = web.RequestKey("holds_stream_slot", bool)
 
 
 def claim_stream_slot(request: web.Request) -> None:
     """Take a stream slot for `request`, or refuse it with a 503; call before the stream's
     headers are sent (sse.open_stream does). The slot is given back when the handler ends
-    (release_stream_slot), or when its client is found gone at the limit."""
-    if request.get(_HOLDS_SLOT):
-        return
+    (middlewares.edge, for the routes whose row says they stream), or when its client is
+    found gone at the limit."""
+    url = endpoint(request)
+    if not url.streams:
+        raise LookupError(f"{url.method} {url.path} is no stream (see controller/urls.py)")
     slots = request.app[STREAM_SLOTS]
     if not slots.claim(request):
         raise UnavailableError(f"too many open streams ({slots.limit}, MAX_STREAMS); retry later")
-    request[_HOLDS_SLOT] = True
-
-
-@web.middleware
-async def release_stream_slot(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give a stream's slot back when its handler ends, however it ends."""
-    try:
-        return await handler(request)
-    finally:
-        if request.get(_HOLDS_SLOT):
-            request.app[STREAM_SLOTS].release(request)
 
 
 def raise_fd_limit() -> int:

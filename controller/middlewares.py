@@ -1,6 +1,15 @@
-"""Middlewares: errors -> Flynn's documents (outermost), then CORS preflights, bodies too
-large and authentication (one middleware: each layer costs a coroutine per request, and a
-small GET spends about as much in the middlewares as in its handler)."""
+"""The one middleware every request passes, and the one hook every answer's headers pass.
+
+`edge`, in this order: errors become Flynn's documents (it is outermost: nothing below it
+raises past it), CORS preflights are answered, bodies announced too large refused, the key
+checked, the request answered from a fold that holds every write acknowledged before it
+(controller/consistency.py), and a stream's slot given back however its handler ends.
+`edge_headers` gives every answer its CORS headers and its log position.
+
+One middleware rather than one per concern: each layer costs a coroutine per request, and
+what a request needs of its route (open? `?key=`? names an app? streams?) was worked out
+from the URL table at start-up (controller/endpoints.py).
+"""
 
 from __future__ import annotations
 
@@ -9,27 +18,24 @@ import base64
 import binascii
 import hmac
 import logging
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
-from controller.cors import preflight
+from controller.consistency import CONSISTENCY, HEADER, consistently
+from controller.cors import cors_headers, preflight
+from controller.endpoints import UNROUTED, Access, Endpoint, Handler
 from controller.errors import describe, error_document, error_response
+from controller.limits import STREAM_SLOTS
 from eventstore.store import StoreUnavailableError
+from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-#: Paths anyone may GET without a key (Flynn: controller.go muxHandler). /ca-cert only
-#: when no password at all is given; a wrong one is still refused.
-OPEN_PATHS = frozenset({"/ping"})
-#: Where ?key= is accepted, with `Accept: text/event-stream`: the streams a browser's
-#: EventSource opens (it cannot set headers). Also GET /backup (a download link).
-KEY_PARAM_STREAMS = re.compile(r"/events|/formations|/apps/[^/]+/log")
+Hook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 
 def not_found_response() -> web.Response:
@@ -37,35 +43,85 @@ def not_found_response() -> web.Response:
     return web.Response(status=404)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except NotFoundError:
-        return not_found_response()
-    except DomainError as error:
-        return error_response(*describe(error))
-    except StoreUnavailableError as error:  # a read of the log while the database is away
-        return error_response(*describe(UnavailableError(str(error))))
-    except web.HTTPNotFound:
-        return web.Response(status=404, text="404 page not found")
-    except web.HTTPRequestEntityTooLarge as error:
-        body = error_document("request_body_too_big", error.text or "Request body too large")
-        return error_response(413, body)
-    except web.HTTPMethodNotAllowed as error:
-        return web.Response(
-            status=405, text="Method Not Allowed", headers={"Allow": error.headers["Allow"]}
-        )
-    except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, error_document("unknown_error", "Something went wrong"))
+def edge(settings: Settings, endpoints: Mapping[web.AbstractRoute, Endpoint]) -> Middleware:
+    """The middleware, given what it needs of the service's settings and the URL table
+    (each request's own row: `endpoints`, see controller/urls.py)."""
+    checker, cors_origins = Keys(settings.auth_keys), settings.cors_origins
+    max_body_size = settings.max_body_size
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        url = endpoints.get(request.match_info.route, UNROUTED)
+        try:
+            answer = preflight(request, cors_origins) or too_big(request, max_body_size)
+            if answer is not None:
+                return answer
+            if not checker.authorized(request, url.access):
+                return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
+            if url.open:
+                return await handler(request)
+            keeper = request.app[CONSISTENCY]
+            return await consistently(request, handler, url.names_app, keeper)
+        except NotFoundError:
+            return not_found_response()
+        except DomainError as error:
+            return error_response(*describe(error))
+        except StoreUnavailableError as error:  # a read of the log while the database is away
+            return error_response(*describe(UnavailableError(str(error))))
+        except web.HTTPNotFound:
+            return web.Response(status=404, text="404 page not found")
+        except web.HTTPRequestEntityTooLarge as error:
+            body = error_document("request_body_too_big", error.text or "Request body too large")
+            return error_response(413, body)
+        except web.HTTPMethodNotAllowed as error:
+            return web.Response(
+                status=405, text="Method Not Allowed", headers={"Allow": error.headers["Allow"]}
+            )
+        except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            logger.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, error_document("unknown_error", "Something went wrong"))
+        finally:
+            if url.streams:
+                request.app[STREAM_SLOTS].release(request)
+
+    return middleware
 
 
-def basic_password(request: web.Request) -> str:
+def edge_headers(settings: Settings) -> Hook:
+    """The on_response_prepare hook (streams send their headers before their handler
+    returns, so the middleware cannot add them): the log position an answer stands for, on
+    answers to requests that went through the catch-up (authenticated ones), and every
+    answer to a browser its CORS headers."""
+    cors_origins = settings.cors_origins
+
+    async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        position: int | None = request.get(keys.WRITTEN)
+        if position is not None:
+            response.headers[HEADER] = str(position or request.app[keys.READ_MODEL].last_id)
+        origin = request.headers.get("Origin")
+        if origin:
+            for name, value in cors_headers(origin, cors_origins) or ():
+                response.headers.setdefault(name, value)
+
+    return hook
+
+
+def too_big(request: web.Request, limit: int) -> web.Response | None:
+    """A 413 for a body announced larger than MAX_BODY_SIZE, before any of it is read."""
+    length = request.content_length
+    if length is None or length <= limit:
+        return None
+    message = f"request body of {length} bytes is over the limit of {limit} (MAX_BODY_SIZE)"
+    return error_response(413, error_document("request_body_too_big", message))
+
+
+# -- keys --------------------------------------------------------------------------------
+
+
+def basic_password(header: str) -> str:
     """The Basic-auth password ("" when absent or malformed); the username is ignored."""
-    header = request.headers.get("Authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         return ""
@@ -83,69 +139,52 @@ def key_matches(candidate: str, auth_keys: tuple[str, ...]) -> bool:
     return bool(candidate) and any(results)
 
 
-def may_use_key_param(request: web.Request) -> bool:
-    """Whether ?key= may stand for the key: only to read a stream or a backup (Flynn takes it
-    on any request that accepts text/event-stream, writes included)."""
-    if request.method not in ("GET", "HEAD"):
-        return False
-    if request.path == "/backup":
+class Keys:
+    """The configured keys, and the Authorization headers that carried one of them.
+
+    A client sends the same header with every request, and checking it (base64, one HMAC
+    comparison per key) costs several times a dict lookup, which reveals nothing about the
+    key (str hashes are keyed per process). Failures are not remembered.
+    """
+
+    __slots__ = ("_accepted", "_keys")
+
+    #: Headers remembered at most (then forgotten all at once).
+    REMEMBERED = 1024
+
+    def __init__(self, auth_keys: tuple[str, ...]) -> None:
+        self._keys = auth_keys
+        self._accepted: dict[str, None] = {}
+
+    def authorized(self, request: web.Request, access: Access) -> bool:
+        """Whether the request may go on: an open endpoint, or a valid key (Basic, or
+        ?key= where the endpoint takes it)."""
+        if access is Access.OPEN:
+            return True
+        header = request.headers.get("Authorization", "")
+        if header in self._accepted:
+            return True
+        password = basic_password(header)
+        if not password:
+            if access is Access.OPEN_WITHOUT_PASSWORD:
+                return True
+            if may_use_key_param(request, access):
+                return key_matches(request.query.get("key", ""), self._keys)
+            return False
+        if not key_matches(password, self._keys):
+            return False
+        if len(self._accepted) >= self.REMEMBERED:
+            self._accepted.clear()
+        self._accepted[header] = None
         return True
-    return (
-        "text/event-stream" in request.headers.get("Accept", "")
-        and KEY_PARAM_STREAMS.fullmatch(request.path) is not None
+
+
+def may_use_key_param(request: web.Request, access: Access) -> bool:
+    """Whether ?key= may stand for the key: only to read a stream or a backup, the routes
+    whose row says so (Flynn takes it on any request that accepts text/event-stream,
+    writes included)."""
+    if access is Access.KEY_OR_PARAM:
+        return True
+    return access is Access.KEY_OR_STREAM_PARAM and "text/event-stream" in request.headers.get(
+        "Accept", ""
     )
-
-
-#: Authorization headers that carried a valid key, by the keys they were checked against:
-#: a client sends the same header with every request, and checking it (base64, one HMAC
-#: comparison per key) costs a tenth of a small GET. A dict lookup reveals nothing about
-#: the key (str hashes are keyed per process); failures are not remembered.
-_ACCEPTED: dict[tuple[tuple[str, ...], str], None] = {}
-_ACCEPTED_MAX = 1024
-
-
-def authorized(request: web.Request) -> bool:
-    """Whether the request may go on: an open path, or a valid key (Basic or ?key=)."""
-    auth_keys = request.app[keys.SETTINGS].auth_keys
-    header = request.headers.get("Authorization")
-    if header is not None and (auth_keys, header) in _ACCEPTED:
-        return True
-    if request.path in OPEN_PATHS:
-        return True
-    from_header = password = basic_password(request)
-    if not password and request.path == "/ca-cert":
-        return True
-    if not password and may_use_key_param(request):
-        password = request.query.get("key", "")
-    if not key_matches(password, auth_keys):
-        return False
-    if header is not None and from_header:
-        if len(_ACCEPTED) >= _ACCEPTED_MAX:
-            _ACCEPTED.clear()
-        _ACCEPTED[(auth_keys, header)] = None
-    return True
-
-
-def too_big(request: web.Request) -> web.Response | None:
-    """A 413 for a body announced larger than MAX_BODY_SIZE, before any of it is read."""
-    length = request.content_length
-    if length is None:
-        return None
-    limit = request.app[keys.SETTINGS].max_body_size
-    if length <= limit:
-        return None
-    message = f"request body of {length} bytes is over the limit of {limit} (MAX_BODY_SIZE)"
-    return error_response(413, error_document("request_body_too_big", message))
-
-
-@web.middleware
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS preflights, bodies announced too large, then authentication."""
-    answer = preflight(request)
-    if answer is None:
-        answer = too_big(request)
-    if answer is not None:
-        return answer
-    if authorized(request):
-        return await handler(request)
-    return web.Response(status=401)  # Flynn: an empty body and no WWW-Authenticate

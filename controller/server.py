@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 
 import attrs
 import uvloop
@@ -96,11 +97,14 @@ async def serve(
     *,
     ssl_context: ssl.SSLContext | None = None,
     reuse_port: bool = False,
+    listening: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT."""
+    """Serve until SIGTERM or SIGINT; `listening(port)` once the port accepts connections."""
     served = await start(app, settings, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
     scheme = "https" if ssl_context else "http"
-    logger.info(
+    if listening is not None:
+        listening(served.port)
+    logger.debug(
         "serving on %s://%s:%d (at most %d connections, %s per client)",
         scheme,
         host,
@@ -128,8 +132,19 @@ def run(
     *,
     ssl_context: ssl.SSLContext | None = None,
     reuse_port: bool = False,
+    listening: Callable[[int], None] | None = None,
 ) -> None:
     """`serve` on an event loop of its own (uvloop: less CPU per request, see
     bench/README.md), until it stops."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(app, settings, host, port, ssl_context=ssl_context, reuse_port=reuse_port))
+        runner.run(
+            serve(
+                app,
+                settings,
+                host,
+                port,
+                ssl_context=ssl_context,
+                reuse_port=reuse_port,
+                listening=listening,
+            )
+        )

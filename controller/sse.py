@@ -1,5 +1,11 @@
 """Server-sent events in Flynn's framing (pkg/sse): `data:` frames, a `:` keep-alive after
-30 s of silence, `event: error` before closing on a fatal error."""
+30 s of silence, `event: error` before closing on a fatal error.
+
+Not aiohttp-sse: its keep-alive (`: ping` and a blank line, on a fixed period, neither
+replaceable nor optional) ends the stream of Flynn's Go decoder; and the event fan-out frames
+an event once for all its subscribers, where aiohttp-sse would frame it again in every
+response (docs/architecture.md, "Streams").
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,20 @@
-"""The URL table: every method and path the API answers, in the order of Flynn's controller.go."""
+"""The URL table: every method and path the API answers, in the order of Flynn's controller.go.
+
+Each row (`controller.endpoints.Endpoint`) is the one place an endpoint is described: the
+router is built from it (`setup_routes`), and so are the OpenAPI document, the schema
+`read_json` checks a body against, and who may call it (the middleware's open paths and
+`?key=` routes).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import orjson
 from aiohttp import web
 
-from controller import openapi
+from controller import keys, openapi
+from controller.endpoints import ENDPOINTS, JSON, Access, Endpoint
 from controller.handlers import (
     apps,
     backup,
@@ -20,81 +30,277 @@ from controller.handlers import (
 )
 from controller.handlers import routes as app_routes
 
+_INT: JSON = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+_BOOL_TEXT: JSON = {"type": "string", "enum": ["true", "false"]}
+_EVENT_FILTER: tuple[tuple[str, JSON], ...] = (
+    ("app_id", {"type": "string"}),
+    ("object_types", {"type": "string", "description": "comma-separated object types"}),
+    ("object_id", {"type": "string"}),
+)
+_LIST_OR_STREAM: JSON = {
+    "type": "string",
+    "description": "exactly application/json for a list; else a stream",
+}
+_EMPTY = ("empty",)
+_LIST = ("list",)
 
-def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/ping", status.ping)
-    r.add_get("/.well-known/status", status.status)
-    r.add_get("/ca-cert", status.ca_cert)
-    r.add_get("/openapi.json", openapi.openapi_json)
+URLS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET", "/ping", status.ping, "Liveness (no key needed)", access=Access.OPEN, answers=_EMPTY
+    ),
+    Endpoint(
+        "GET",
+        "/.well-known/status",
+        status.status,
+        "Health: 200 healthy, 500 unhealthy",
+        answers=("status",),
+    ),
+    Endpoint(
+        "GET",
+        "/ca-cert",
+        status.ca_cert,
+        "The cluster CA certificate (no key needed)",
+        access=Access.OPEN_WITHOUT_PASSWORD,
+        answers=("pem",),
+    ),
+    Endpoint("GET", "/openapi.json", openapi.openapi_json, "This document"),
+    # -- apps ----------------------------------------------------------------------------
+    Endpoint("POST", "/apps", apps.create_app, "Create an app", body="app"),
+    Endpoint("GET", "/apps", apps.list_apps, "List apps, newest first", answers=_LIST),
+    Endpoint("GET", "/apps/{app}", apps.get_app, "Get an app by id or name"),
+    Endpoint("POST", "/apps/{app}", apps.update_app, "Update an app", body="app_update"),
+    Endpoint(
+        "POST", "/apps/{app}/meta", apps.update_app, "Update an app's meta", body="app_update"
+    ),
+    Endpoint("DELETE", "/apps/{app}", apps.delete_app, "Delete an app", answers=_EMPTY),
+    # -- artifacts and releases ------------------------------------------------------------
+    Endpoint("POST", "/artifacts", releases.create_artifact, "Create an artifact", body="artifact"),
+    Endpoint("GET", "/artifacts", releases.list_artifacts, "List artifacts", answers=_LIST),
+    Endpoint("GET", "/artifacts/{id}", releases.get_artifact, "Get an artifact"),
+    Endpoint("POST", "/releases", releases.create_release, "Create a release", body="release"),
+    Endpoint("GET", "/releases", releases.list_releases, "List releases", answers=_LIST),
+    Endpoint("GET", "/releases/{id}", releases.get_release, "Get a release"),
+    Endpoint(
+        "PUT",
+        "/apps/{app}/release",
+        releases.set_app_release,
+        "Set an app's release",
+        body="app_release",
+    ),
+    Endpoint("GET", "/apps/{app}/release", releases.get_app_release, "Get an app's release"),
+    Endpoint(
+        "GET",
+        "/apps/{app}/releases",
+        releases.list_app_releases,
+        "List an app's releases",
+        answers=_LIST,
+    ),
+    Endpoint(
+        "DELETE",
+        "/apps/{app}/releases/{id}",
+        releases.delete_release,
+        "Delete a release from an app (not its current one, nor one scaled up)",
+        answers=_EMPTY,
+    ),
+    # -- formations ----------------------------------------------------------------------
+    Endpoint(
+        "PUT",
+        "/apps/{app}/formations/{release}",
+        formations.put_formation,
+        "Scale a release",
+        body="formation",
+    ),
+    Endpoint(
+        "GET",
+        "/apps/{app}/formations/{release}",
+        formations.get_formation,
+        "Get a formation",
+        query=(("expand", _BOOL_TEXT),),
+    ),
+    Endpoint(
+        "DELETE",
+        "/apps/{app}/formations/{release}",
+        formations.delete_formation,
+        "Delete a formation",
+        answers=_EMPTY,
+    ),
+    Endpoint(
+        "GET",
+        "/apps/{app}/formations",
+        formations.list_app_formations,
+        "List an app's formations",
+        answers=_LIST,
+    ),
+    Endpoint(
+        "GET",
+        "/formations",
+        formations.formations,
+        "Active formations (?active=true), or the scheduler's stream (Accept: text/event-stream)",
+        access=Access.KEY_OR_STREAM_PARAM,
+        query=(("active", _BOOL_TEXT), ("since", {"type": "string", "format": "date-time"})),
+        headers=(("Accept", {"type": "string"}),),
+        answers=("list", "stream"),
+    ),
+    # -- jobs ----------------------------------------------------------------------------
+    Endpoint("POST", "/apps/{app}/jobs", jobs.run_job, "Run a one-off job", body="new_job"),
+    Endpoint("GET", "/apps/{app}/jobs/{job}", jobs.get_job, "Get a job"),
+    Endpoint("PUT", "/apps/{app}/jobs/{job}", jobs.put_job, "Report a job's state", body="job"),
+    Endpoint("GET", "/apps/{app}/jobs", jobs.list_jobs, "List an app's jobs", answers=_LIST),
+    Endpoint("DELETE", "/apps/{app}/jobs/{job}", jobs.kill_job, "Stop a job", answers=_EMPTY),
+    Endpoint("GET", "/active-jobs", jobs.list_active_jobs, "List active jobs", answers=_LIST),
+    # -- deployments ---------------------------------------------------------------------
+    Endpoint(
+        "POST",
+        "/apps/{app}/deploy",
+        deployments.create_deployment,
+        "Deploy a release",
+        body="deployment",
+    ),
+    Endpoint("GET", "/deployments/{id}", deployments.get_deployment, "Get a deployment"),
+    Endpoint(
+        "GET",
+        "/apps/{app}/deployments",
+        deployments.list_app_deployments,
+        "List an app's deployments",
+        answers=_LIST,
+    ),
+    # -- providers and resources ---------------------------------------------------------
+    Endpoint(
+        "POST",
+        "/providers",
+        providers.create_provider,
+        "Create a resource provider",
+        body="provider",
+    ),
+    Endpoint("GET", "/providers", providers.list_providers, "List providers", answers=_LIST),
+    Endpoint(
+        "GET", "/providers/{provider}", providers.get_provider, "Get a provider by id or name"
+    ),
+    Endpoint(
+        "POST",
+        "/providers/{provider}/resources",
+        providers.provision_resource,
+        "Provision a resource",
+        body="resource_req",
+    ),
+    Endpoint(
+        "GET",
+        "/providers/{provider}/resources",
+        providers.list_resources,
+        "List a provider's resources",
+        answers=_LIST,
+    ),
+    Endpoint(
+        "PUT",
+        "/providers/{provider}/resources/{resource}",
+        providers.put_resource,
+        "Register a resource",
+        body="resource",
+    ),
+    Endpoint(
+        "GET",
+        "/providers/{provider}/resources/{resource}",
+        providers.get_resource,
+        "Get a resource",
+    ),
+    Endpoint(
+        "DELETE",
+        "/providers/{provider}/resources/{resource}",
+        providers.delete_resource,
+        "Deprovision a resource",
+    ),
+    Endpoint(
+        "GET",
+        "/apps/{app}/resources",
+        providers.list_app_resources,
+        "List an app's resources",
+        answers=_LIST,
+    ),
+    # -- routes --------------------------------------------------------------------------
+    Endpoint("POST", "/apps/{app}/routes", app_routes.create_route, "Create a route", body="route"),
+    Endpoint(
+        "GET", "/apps/{app}/routes", app_routes.list_routes, "List an app's routes", answers=_LIST
+    ),
+    Endpoint("GET", "/apps/{app}/routes/{type}/{id}", app_routes.get_route, "Get a route"),
+    Endpoint(
+        "PUT",
+        "/apps/{app}/routes/{type}/{id}",
+        app_routes.update_route,
+        "Update a route",
+        body="route",
+    ),
+    Endpoint(
+        "DELETE",
+        "/apps/{app}/routes/{type}/{id}",
+        app_routes.delete_route,
+        "Delete a route",
+        answers=_EMPTY,
+    ),
+    # -- domain migration ----------------------------------------------------------------
+    Endpoint(
+        "PUT",
+        "/domain",
+        domains.migrate_domain,
+        "Migrate the cluster domain",
+        body="domain_migration",
+    ),
+    # -- app logs ------------------------------------------------------------------------
+    Endpoint(
+        "GET",
+        "/apps/{app}/log",
+        logs.app_log,
+        "An app's log: JSON lines, or a stream (Accept: text/event-stream)",
+        access=Access.KEY_OR_STREAM_PARAM,
+        query=(
+            ("lines", {"type": "integer", "minimum": 0, "maximum": 10_000}),
+            ("follow", _BOOL_TEXT),
+            ("job_id", {"type": "string"}),
+            ("process_type", {"type": "string"}),
+        ),
+        answers=("text", "stream"),
+    ),
+    # -- events --------------------------------------------------------------------------
+    Endpoint(
+        "GET",
+        "/events",
+        events.events,
+        "The event log: a list (Accept: application/json, newest first) or a stream",
+        access=Access.KEY_OR_STREAM_PARAM,
+        query=(
+            *_EVENT_FILTER,
+            ("before_id", _INT),
+            ("since_id", _INT),
+            ("count", _INT),
+            ("past", _BOOL_TEXT),
+        ),
+        headers=(("Accept", _LIST_OR_STREAM), ("Last-Event-Id", _INT)),
+        answers=("list", "stream"),
+    ),
+    Endpoint("GET", "/events/{id}", events.get_event, "Get an event"),
+    # -- backup --------------------------------------------------------------------------
+    Endpoint(
+        "GET",
+        "/backup",
+        backup.backup,
+        "Download a backup of the log (a tar)",
+        access=Access.KEY_OR_PARAM,
+        answers=("tar",),
+    ),
+)
 
-    r.add_post("/apps", apps.create_app)
-    r.add_get("/apps", apps.list_apps)
-    r.add_get("/apps/{app}", apps.get_app)
-    r.add_post("/apps/{app}", apps.update_app)
-    r.add_post("/apps/{app}/meta", apps.update_app)
-    r.add_delete("/apps/{app}", apps.delete_app)
 
-    r.add_post("/artifacts", releases.create_artifact)
-    r.add_get("/artifacts", releases.list_artifacts)
-    r.add_get("/artifacts/{id}", releases.get_artifact)
-
-    r.add_post("/releases", releases.create_release)
-    r.add_get("/releases", releases.list_releases)
-    r.add_get("/releases/{id}", releases.get_release)
-    r.add_put("/apps/{app}/release", releases.set_app_release)
-    r.add_get("/apps/{app}/release", releases.get_app_release)
-    r.add_get("/apps/{app}/releases", releases.list_app_releases)
-    r.add_delete("/apps/{app}/releases/{id}", releases.delete_release)
-
-    # -- formations --------------------------------------------------------------------
-    r.add_put("/apps/{app}/formations/{release}", formations.put_formation)
-    r.add_get("/apps/{app}/formations/{release}", formations.get_formation)
-    r.add_delete("/apps/{app}/formations/{release}", formations.delete_formation)
-    r.add_get("/apps/{app}/formations", formations.list_app_formations)
-    r.add_get("/formations", formations.formations)
-
-    # -- jobs --------------------------------------------------------------------------
-    r.add_post("/apps/{app}/jobs", jobs.run_job)
-    r.add_get("/apps/{app}/jobs/{job}", jobs.get_job)
-    r.add_put("/apps/{app}/jobs/{job}", jobs.put_job)
-    r.add_get("/apps/{app}/jobs", jobs.list_jobs)
-    r.add_delete("/apps/{app}/jobs/{job}", jobs.kill_job)
-    r.add_get("/active-jobs", jobs.list_active_jobs)
-
-    # -- deployments -------------------------------------------------------------------
-    r.add_post("/apps/{app}/deploy", deployments.create_deployment)
-    r.add_get("/deployments/{id}", deployments.get_deployment)
-    r.add_get("/apps/{app}/deployments", deployments.list_app_deployments)
-
-    # -- providers and resources -------------------------------------------------------
-    r.add_post("/providers", providers.create_provider)
-    r.add_get("/providers", providers.list_providers)
-    r.add_get("/providers/{provider}", providers.get_provider)
-    r.add_post("/providers/{provider}/resources", providers.provision_resource)
-    r.add_get("/providers/{provider}/resources", providers.list_resources)
-    r.add_put("/providers/{provider}/resources/{resource}", providers.put_resource)
-    r.add_get("/providers/{provider}/resources/{resource}", providers.get_resource)
-    r.add_delete("/providers/{provider}/resources/{resource}", providers.delete_resource)
-    r.add_get("/apps/{app}/resources", providers.list_app_resources)
-
-    # -- routes ------------------------------------------------------------------------
-    r.add_post("/apps/{app}/routes", app_routes.create_route)
-    r.add_get("/apps/{app}/routes", app_routes.list_routes)
-    r.add_get("/apps/{app}/routes/{type}/{id}", app_routes.get_route)
-    r.add_put("/apps/{app}/routes/{type}/{id}", app_routes.update_route)
-    r.add_delete("/apps/{app}/routes/{type}/{id}", app_routes.delete_route)
-
-    # -- domain migration --------------------------------------------------------------
-    r.add_put("/domain", domains.migrate_domain)
-
-    # -- app logs ----------------------------------------------------------------------
-    r.add_get("/apps/{app}/log", logs.app_log)
-
-    r.add_get("/events", events.events)
-    r.add_get("/events/{id}", events.get_event)
-
-    # -- backup ------------------------------------------------------------------------
-    r.add_get("/backup", backup.backup)
-
-    _ = (backup, deployments, domains, logs, providers, app_routes)
+def setup_routes(app: web.Application, urls: Sequence[Endpoint] | None = None) -> None:
+    """Add `urls` (the URL table unless told) to the app's router (a GET with its HEAD
+    twin), each route's row under ENDPOINTS, and the OpenAPI document of them all."""
+    urls = URLS if urls is None else urls
+    schemas = app[keys.SCHEMAS].names
+    found: dict[web.AbstractRoute, Endpoint] = {}
+    for url in urls:
+        if url.body is not None and url.body not in schemas:
+            raise ValueError(f"{url.method} {url.path}: no schema schemas/{url.body}.json")
+        resource = app.router.add_resource(url.path)
+        if url.method == "GET":
+            found[resource.add_route("HEAD", url.handler)] = url
+        found[resource.add_route(url.method, url.handler)] = url
+    app[ENDPOINTS] = found
+    app[openapi.OPENAPI] = orjson.dumps(openapi.build_document(urls))

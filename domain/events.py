@@ -24,6 +24,7 @@ from domain.objects import (
     Route,
     ident,
 )
+from domain.states import DEPLOYMENT_STATUSES, DeploymentStatus
 from domain.timefmt import format_time, parse_time
 
 
@@ -336,7 +337,7 @@ class DeploymentCreated:
                 app_id=ident(data["app"]),
                 new_release_id=ident(data["new_release"]),
                 strategy=data["strategy"],
-                status=data["status"],
+                status=DEPLOYMENT_STATUSES[data["status"]],
                 processes=data.get("processes") or {},
                 deploy_timeout=data["deploy_timeout"],
                 created_at=parse_time(data["created_at"]),
@@ -355,9 +356,9 @@ class DeploymentStatusChanged:
     app: str
     deployment: str
     release: str
-    status: str  # running | complete | failed
+    status: DeploymentStatus  # running | complete | failed
     job_type: str = ""
-    job_state: str = ""
+    job_state: str = ""  # a JobState; "up" or "down" for the reports of a job type
     error: str = ""
 
     @property
@@ -390,7 +391,7 @@ class DeploymentStatusChanged:
             ident(data["app"]),
             ident(data["deployment"]),
             ident(data["release"]),
-            ident(data["status"]),
+            DEPLOYMENT_STATUSES[data["status"]],
             ident(get("job_type", "")),
             ident(get("job_state", "")),
             get("error", ""),

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from domain.states import JOB_STATES, DeploymentStatus, JobState
 from domain.timefmt import format_time, parse_time
 
 JSON = dict[str, Any]
@@ -182,7 +183,7 @@ class Job:
     id: str  # "<host_id>-<uuid>"
     app_id: str
     release_id: str
-    state: str
+    state: JobState
     created_at: datetime
     updated_at: datetime
     type: str = ""
@@ -237,7 +238,7 @@ class Job:
             ident(doc["id"]),
             ident(doc["app"]),
             ident(doc["release"]),
-            ident(doc["state"]),
+            JOB_STATES[doc["state"]],
             parse_time(doc["created_at"]),
             parse_time(doc["updated_at"]),
             ident(get("type", "")),
@@ -256,7 +257,7 @@ class Deployment:
     app_id: str
     new_release_id: str
     strategy: str
-    status: str
+    status: DeploymentStatus
     processes: dict[str, int]
     deploy_timeout: int
     created_at: datetime

@@ -11,6 +11,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from domain.objects import Deployment
+from domain.states import JobState
+from projections.order import newest_first
 from projections.state import DeploymentProgress, State
 
 
@@ -19,9 +21,8 @@ def deployment(state: State, deployment_id: str) -> Deployment | None:
 
 
 def app_deployments(state: State, app_id: str) -> list[Deployment]:
-    """The app's deployments, newest first (Flynn: ORDER BY created_at DESC)."""
-    found = (state.deployments[d] for d in state.app_deployments.get(app_id, {}))
-    return sorted(found, key=lambda d: (d.created_at, d.id), reverse=True)
+    """The app's deployments, newest first (Flynn: deploymentListQuery)."""
+    return newest_first(state.deployments[d] for d in state.app_deployments.get(app_id, {}))
 
 
 def unfinished(state: State) -> list[Deployment]:
@@ -39,12 +40,11 @@ def scale(state: State, app_id: str, release_id: str | None) -> dict[str, int]:
     return dict(formation.processes or {}) if formation is not None else {}
 
 
-#: A job in these states still runs: asked to stop is not stopped until it reports `down`.
-RUNNING = frozenset({"starting", "up", "stopping"})
-
-
 def jobs_up(
-    state: State, app_id: str, release_id: str | None, states: frozenset[str] = frozenset({"up"})
+    state: State,
+    app_id: str,
+    release_id: str | None,
+    states: frozenset[JobState] = frozenset({JobState.UP}),
 ) -> Counter[str]:
     """How many jobs of the release are in `states` now (default: up), by process type."""
     counts: Counter[str] = Counter()
@@ -73,7 +73,8 @@ def steps(p: DeploymentProgress, release: str, job_type: str, job_state: str) ->
 def new_job_failures(p: DeploymentProgress, d: Deployment) -> int:
     """Jobs of the new release that went down (or crashed) while the deployment ran."""
     reports = p.reports.items()
-    return sum(n for (r, _, phase), n in reports if r == d.new_release_id and phase == "down")
+    new, down = d.new_release_id, JobState.DOWN
+    return sum(n for (r, _, phase), n in reports if r == new and phase == down)
 
 
 def deadline(state: State, d: Deployment) -> datetime | None:

@@ -25,6 +25,11 @@ def _newest_updated(formation: Formation) -> tuple[Any, ...]:
     return (formation.updated_at, formation.app_id, formation.release_id)
 
 
+def formation(state: State, app_id: str, release_id: str) -> Formation | None:
+    """The app's live formation of the release (a deleted one is not found)."""
+    return state.formation(app_id, release_id)
+
+
 def app_formations(state: State, app_id: str) -> list[Formation]:
     """The app's live formations, newest first (Flynn: formationListByAppQuery)."""
     live = (state.formation(app_id, r) for r in state.app_formations.get(app_id, {}))

@@ -2,45 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+import operator
 
 from domain.objects import Job
+from domain.states import ACTIVE_JOB_STATES
+from projections.order import newest_first
 from projections.state import State
 
-#: Job states in the order a job may move through them (SEED's check, HEAD's pending first).
-JOB_STATES = ("pending", "starting", "up", "stopping", "down", "crashed", "failed")
-#: Flynn HEAD: controller/data/job.go ListActive.
-ACTIVE_STATES = frozenset({"pending", "starting", "up", "stopping"})
+_UPDATED = operator.attrgetter("updated_at", "id")
+
+
+def job(state: State, job_id: str) -> Job | None:
+    """A job by its full id, of any app (a deleted one's too) and in any state."""
+    return state.jobs.get(job_id)
 
 
 def find_job(state: State, app_id: str, ref: str) -> Job | None:
     """The app's job with full id `ref` ("<host>-<uuid>"), or with uuid `ref` (HEAD)."""
-    job = state.jobs.get(ref)
-    if job is not None:
-        return job if job.app_id == app_id else None
+    found = state.jobs.get(ref)
+    if found is not None:
+        return found if found.app_id == app_id else None
     ref = ref.lower()
     for job_id in state.app_jobs.get(app_id, {}):
-        job = state.jobs[job_id]
-        if job.uuid == ref:
-            return job
+        found = state.jobs[job_id]
+        if found.uuid == ref:
+            return found
     return None
-
-
-def _by_created(job: Job) -> tuple[Any, ...]:
-    return (job.created_at, job.id)
-
-
-def _by_updated(job: Job) -> tuple[Any, ...]:
-    return (job.updated_at, job.id)
 
 
 def app_jobs(state: State, app_id: str) -> list[Job]:
     """Every job of the app, in any state, newest first (Flynn: jobListQuery)."""
-    jobs = (state.jobs[j] for j in state.app_jobs.get(app_id, {}))
-    return sorted(jobs, key=_by_created, reverse=True)
+    return newest_first(state.jobs[j] for j in state.app_jobs.get(app_id, {}))
 
 
 def active_jobs(state: State) -> list[Job]:
-    """Jobs not yet down, last updated first."""
-    active = (job for job in state.jobs.values() if job.state in ACTIVE_STATES)
-    return sorted(active, key=_by_updated, reverse=True)
+    """The jobs not ended yet, last updated first (Flynn HEAD: ListActive)."""
+    active = (job for job in state.jobs.values() if job.state in ACTIVE_JOB_STATES)
+    return sorted(active, key=_UPDATED, reverse=True)

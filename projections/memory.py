@@ -7,7 +7,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import attrs
 import orjson
@@ -24,14 +24,12 @@ from domain.events import (
     RouteCreated,
     RouteUpdated,
 )
-from domain.objects import App, Artifact, Release
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections import idempotency
 from projections.changes import Changes, Mark, extract
-from projections.state import State, apply, find_app, find_provider
+from projections.state import State, apply
 
-T = TypeVar("T")
 APPLY_BATCH = 2000
 #: Bytes of encoded objects kept (see encode): above it the cache starts over, which also
 #: lets go of the encodings of objects replaced or deleted since.
@@ -96,15 +94,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def newest_first(objects: Iterable[T], key: Callable[[T], Any]) -> list[T]:
-    """Flynn's `ORDER BY created_at DESC`, with a deterministic tie-break."""
-    return sorted(objects, key=key, reverse=True)
-
-
-def _by_created(obj: Any) -> tuple[Any, str]:
-    return (obj.created_at, obj.id)
 
 
 class MemoryReadModel:
@@ -291,34 +280,3 @@ class MemoryReadModel:
         if len(data) <= LISTS_BYTES:
             self._lists[name] = (self.generation, data)
         return data
-
-    # -- queries -------------------------------------------------------------------------
-
-    def app(self, ref: str) -> App | None:
-        return find_app(self.state, ref)
-
-    def apps(self) -> list[App]:
-        return newest_first(self.state.apps.values(), _by_created)
-
-    def artifact(self, artifact_id: str) -> Artifact | None:
-        return self.state.artifacts.get(artifact_id)
-
-    def artifact_by_key(self, type_: str, uri: str) -> Artifact | None:
-        found = self.state.artifact_ids_by_key.get((type_, uri))
-        return None if found is None else self.state.artifacts[found]
-
-    def artifacts(self) -> list[Artifact]:
-        return newest_first(self.state.artifacts.values(), _by_created)
-
-    def release(self, release_id: str) -> Release | None:
-        return self.state.releases.get(release_id)
-
-    def releases(self) -> list[Release]:
-        return newest_first(self.state.releases.values(), _by_created)
-
-    def app_releases(self, app_id: str) -> list[Release]:
-        ids = self.state.app_releases.get(app_id, {})
-        return newest_first((self.state.releases[r] for r in ids), _by_created)
-
-    def provider(self, ref: str) -> Any:
-        return find_provider(self.state, ref)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from domain.objects import JSON, Formation
-from projections.memory import MemoryReadModel, newest_first
-from projections.state import State, find_app, find_provider
+from domain.objects import JSON
+from projections import apps, deployments, formations, jobs, providers, releases, routes
+from projections.memory import MemoryReadModel
+from projections.state import State
 
 #: The kinds of objects a snapshot holds, each a map of key -> Flynn JSON. Deleted apps
 #: and formations are kept apart; deleted routes and resources are gone.
@@ -94,17 +95,13 @@ def _json(obj: Any) -> JSON | None:
     return None if obj is None else obj.to_json()  # type: ignore[no-any-return, unused-ignore]
 
 
-def _newest(objects: Iterable[Any]) -> list[JSON]:
-    return [obj.to_json() for obj in newest_first(objects, lambda o: (o.created_at, o.id))]
-
-
-def _newest_formations(formations: Iterable[Formation]) -> list[JSON]:
-    ordered = newest_first(formations, lambda f: (f.created_at, f.release_id))
-    return [f.to_json() for f in ordered]
+def _jsons(objects: Iterable[Any]) -> list[JSON]:
+    return [obj.to_json() for obj in objects]
 
 
 class MemoryQueries:
-    """The ReadModel protocol over a MemoryReadModel (what it holds now)."""
+    """The ReadModel protocol over a MemoryReadModel (what it holds now): the queries of
+    projections/<resource>.py, which the API serves, answered in Flynn's JSON."""
 
     def __init__(self, model: MemoryReadModel) -> None:
         self.model = model
@@ -117,77 +114,67 @@ class MemoryQueries:
         return self.model.last_id
 
     async def app(self, ref: str) -> JSON | None:
-        return _json(find_app(self.state, ref))
+        return _json(apps.find_app(self.state, ref))
 
     async def apps(self) -> list[JSON]:
-        return _newest(self.state.apps.values())
+        return _jsons(apps.all_apps(self.state))
 
     async def release(self, release_id: str) -> JSON | None:
-        return _json(self.state.releases.get(release_id))
+        return _json(releases.release(self.state, release_id))
 
     async def releases(self) -> list[JSON]:
-        return _newest(self.state.releases.values())
+        return _jsons(releases.all_releases(self.state))
 
     async def app_releases(self, app_id: str) -> list[JSON]:
-        releases = self.state.releases
-        ids = self.state.app_releases.get(app_id, {})
-        return _newest(releases[r] for r in ids if r in releases)
+        return _jsons(releases.app_releases(self.state, app_id))
 
     async def artifact(self, artifact_id: str) -> JSON | None:
-        return _json(self.state.artifacts.get(artifact_id))
+        return _json(releases.artifact(self.state, artifact_id))
 
     async def artifacts(self) -> list[JSON]:
-        return _newest(self.state.artifacts.values())
+        return _jsons(releases.all_artifacts(self.state))
 
     async def formation(self, app_id: str, release_id: str) -> JSON | None:
-        return _json(self.state.formation(app_id, release_id))
+        return _json(formations.formation(self.state, app_id, release_id))
 
     async def app_formations(self, app_id: str) -> list[JSON]:
-        release_ids = self.state.app_formations.get(app_id, {})
-        formations = (self.state.formation(app_id, r) for r in release_ids)
-        return _newest_formations(f for f in formations if f is not None)
+        return _jsons(formations.app_formations(self.state, app_id))
 
     async def jobs(self, app_id: str) -> list[JSON]:
-        return _newest(self.state.jobs[j] for j in self.state.app_jobs.get(app_id, {}))
+        return _jsons(jobs.app_jobs(self.state, app_id))
 
     async def job(self, job_id: str) -> JSON | None:
-        return _json(self.state.jobs.get(job_id))
+        return _json(jobs.job(self.state, job_id))
 
     async def routes(self, app_id: str) -> list[JSON]:
-        return _newest(self.state.routes[r] for r in self.state.app_routes.get(app_id, {}))
+        return _jsons(routes.app_routes(self.state, app_id))
 
     async def route(self, route_id: str) -> JSON | None:
-        return _json(self.state.routes.get(route_id))
+        return _json(routes.route(self.state, route_id))
 
     async def deployments(self, app_id: str) -> list[JSON]:
-        ids = self.state.app_deployments.get(app_id, {})
-        return _newest(self.state.deployments[d] for d in ids)
+        return _jsons(deployments.app_deployments(self.state, app_id))
 
     async def deployment(self, deployment_id: str) -> JSON | None:
-        return _json(self.state.deployments.get(deployment_id))
+        return _json(deployments.deployment(self.state, deployment_id))
 
     async def providers(self) -> list[JSON]:
-        return _newest(self.state.providers.values())
+        return _jsons(providers.all_providers(self.state))
 
     async def provider(self, ref: str) -> JSON | None:
-        return _json(find_provider(self.state, ref))
+        return _json(providers.find_provider(self.state, ref))
 
     async def resource(self, resource_id: str) -> JSON | None:
-        return _json(self.state.resources.get(resource_id))
+        return _json(providers.resource(self.state, resource_id))
 
     async def resources(self, provider_id: str) -> list[JSON]:
-        resources = self.state.resources
-        ids = self.state.provider_resources.get(provider_id, {})
-        # The index keeps a resource under every provider it ever had: check it still does.
-        return _newest(
-            resources[r] for r in ids if r in resources and resources[r].provider_id == provider_id
-        )
+        return _jsons(providers.provider_resources(self.state, provider_id))
 
     async def app_resources(self, app_id: str) -> list[JSON]:
-        return _newest(self.state.resources[r] for r in self.state.app_resources.get(app_id, {}))
+        return _jsons(providers.app_resources(self.state, app_id))
 
     async def domain_migrations(self) -> list[JSON]:
-        return _newest(self.state.domain_migrations.values())
+        return _jsons(routes.all_domain_migrations(self.state))
 
     async def snapshot(self) -> JSON:
         s = self.state

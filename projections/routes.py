@@ -1,23 +1,23 @@
-"""Read-side queries on routes and the cluster domain, as functions of State."""
+"""Route and domain migration queries over State, and the cluster domain they make."""
 
 from __future__ import annotations
 
 from domain.objects import DomainMigration, Route
-from projections.memory import newest_first
+from projections.order import newest_first
 from projections.state import State
 
 #: Flynn: controller/data/route.go validateTCP, and the router's -tcp-range-start/-end.
 TCP_PORTS = range(3000, 3501)
 
 
-def _by_created(route: Route) -> tuple[object, str]:
-    return (route.created_at, route.id)
+def route(state: State, route_id: str) -> Route | None:
+    """A live route (a deleted one is not found)."""
+    return state.routes.get(route_id)
 
 
 def app_routes(state: State, app_id: str) -> list[Route]:
     """An app's routes, newest first (HEAD sorts by created_at DESC)."""
-    ids = state.app_routes.get(app_id, {})
-    return newest_first((state.routes[r] for r in ids), _by_created)
+    return newest_first(state.routes[r] for r in state.app_routes.get(app_id, {}))
 
 
 def app_route(state: State, app_id: str, route_type: str, route_id: str) -> Route | None:
@@ -61,6 +61,11 @@ def http_routes_under(state: State, domain: str) -> list[Route]:
         if route_domain == domain or route_domain.endswith("." + domain)
     ]
     return sorted(routes, key=lambda r: (r.path != "/", r.created_at, r.id))
+
+
+def all_domain_migrations(state: State) -> list[DomainMigration]:
+    """Every domain migration, newest first."""
+    return newest_first(state.domain_migrations.values())
 
 
 def last_finished_migration(state: State) -> DomainMigration | None:

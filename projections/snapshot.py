@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from domain import events, objects
+from domain import events, objects, states
 from eventstore.record import RecordedEvent
 from projections import idempotency
 from projections import state as state_module
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 def _fingerprint() -> str:
     digest = hashlib.sha256(f"{sys.version}|{attrs.__version__}".encode())
-    for module in (objects, events, state_module, idempotency, sys.modules[__name__]):
+    for module in (objects, states, events, state_module, idempotency, sys.modules[__name__]):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -59,4 +59,4 @@ async def rebuild(
 def _apply(model: MemoryReadModel, batch: list[RecordedEvent], progress: Progress | None) -> None:
     model.apply_records(batch)
     if progress is not None:
-        progress.add(len(batch))
+        progress.reach(batch[-1].id)

@@ -29,18 +29,23 @@ from domain.events import (
 from domain.ids import canonical_uuid
 from domain.objects import JSON, Route
 from eventstore.record import EventFilter, RecordedEvent
+from replay.progress import Progress
 from replay.source import LogSource
 from replay.views import short
 
 APP_EVENTS = EventFilter(object_types=("app",))
 
 
-async def find_app_id(source: LogSource, ref: str) -> tuple[str, str] | None:
+async def find_app_id(
+    source: LogSource, ref: str, progress: Progress | None = None
+) -> tuple[str, str] | None:
     """(id, name) of the app `ref` names in the whole log: an app id first (Flynn's rule for
     uuid-shaped references), else the newest app ever created with that name."""
     wanted = canonical_uuid(ref)
     found: tuple[str, str] | None = None
     async for record in source.read(filter=APP_EVENTS):
+        if progress is not None:
+            progress.reach(record.id)
         name = orjson.loads(record.data).get("name", "")
         if record.object_id == wanted:
             return record.object_id, name
@@ -49,8 +54,15 @@ async def find_app_id(source: LogSource, ref: str) -> tuple[str, str] | None:
     return found
 
 
-async def app_events(source: LogSource, app_id: str) -> list[RecordedEvent]:
-    return [record async for record in source.read(filter=EventFilter(app_id=app_id))]
+async def app_events(
+    source: LogSource, app_id: str, progress: Progress | None = None
+) -> list[RecordedEvent]:
+    found = []
+    async for record in source.read(filter=EventFilter(app_id=app_id)):
+        if progress is not None:
+            progress.reach(record.id)
+        found.append(record)
+    return found
 
 
 def _processes(processes: dict[str, int] | None) -> str:

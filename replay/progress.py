@@ -1,57 +1,118 @@
-"""A progress line on stderr for long runs (only when stderr is a terminal)."""
+"""Progress of a long command on stderr, stage by stage: tqdm's bar with the count, the rate
+and the time left. Drawn only when stderr is a terminal: nothing reaches a pipe or a file."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Never, TextIO
 
-#: Seconds between redraws; nothing is drawn for runs shorter than the first.
+from tqdm import tqdm
+
+#: Counts gathered before the bar is told: a call per event would cost more than the work.
+EVERY = 1_000
+#: Seconds between redraws.
 REDRAW = 0.5
 
 
+def is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except ValueError:  # closed
+        return False
+
+
 class Progress:
-    """`  label  523,000 / 1,000,000 events  52%  312,000 events/s`, redrawn in place."""
+    """The stages of one long operation (`stage`), each counted with `add` or `reach`.
+
+    `Progress(label, total)` begins with a first stage; `stage()` ends the current one and
+    begins the next. A stage's bar goes away when the stage ends: the command's own output
+    stays alone on the screen.
+    """
 
     def __init__(
         self,
-        label: str,
+        label: str = "",
         total: int | None = None,
         out: TextIO | None = None,
         *,
         enabled: bool | None = None,
     ) -> None:
-        self.label = label
-        self.total = total
         self.out = out or sys.stderr
-        self.enabled = self.out.isatty() if enabled is None else enabled
-        self.count = 0
+        self.enabled = is_terminal(self.out) if enabled is None else enabled
+        self._bar: tqdm[Never] | None = None
+        self._begin(label, total, "events", EVERY)
+
+    def _begin(self, label: str, total: int | None, unit: str | None, every: int) -> None:
+        self.label, self.total, self.unit, self.every = label, total, unit, every
+        self.count = 0  # in this stage
+        self._told = 0  # of `count`, what the bar knows
+        self._ended = False
         self.started = time.perf_counter()
-        self._drawn = self.started
-        self._shown = False
+
+    def stage(
+        self, label: str, total: int | None = None, unit: str | None = "events", every: int = EVERY
+    ) -> Progress:
+        """End the current stage and begin `label`, of `total` `unit`s (None: unknown), shown
+        at once. `unit` None: a step that counts nothing (its time is shown)."""
+        self.done()
+        self._begin(label, total, unit, every)
+        if self.enabled:
+            self._open()
+        return self
 
     def add(self, n: int = 1) -> None:
         self.count += n
-        if self.enabled and (now := time.perf_counter()) - self._drawn >= REDRAW:
-            self._drawn = now
-            self._draw(now)
+        if self.enabled and self.count - self._told >= self.every:
+            self._tell()
 
-    def _draw(self, now: float) -> None:
-        self._shown = True
-        rate = self.count / max(now - self.started, 1e-9)
-        of = f" / {self.total:,}" if self.total else ""
-        percent = f" {100 * self.count // self.total:3d}%" if self.total else ""
-        line = f"\r  {self.label}  {self.count:,}{of} events{percent}  {rate:,.0f} events/s "
-        self.out.write(line)
-        self.out.flush()
+    def reach(self, position: int) -> None:
+        """Counted in positions (event ids) rather than items: the stage is at `position`,
+        of `total`; ids have holes, so this is what shows how much of the log is behind."""
+        if position > self.count:
+            self.add(position - self.count)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done()  # also on a failure: its line then stands alone
 
     @property
     def rate(self) -> float:
+        """Items per second in this stage so far."""
         return self.count / max(time.perf_counter() - self.started, 1e-9)
 
     def done(self) -> None:
-        """Draw the final figures and end the line."""
-        if self._shown:
-            self._draw(time.perf_counter())
-            self.out.write("\n")
-            self.out.flush()
+        """End the current stage (once): its bar, if drawn, is cleared."""
+        if not self.enabled or self._ended:
+            return
+        self._ended = True
+        if self._bar is None and self.count:
+            self._open()
+        if self._bar is not None:
+            self._tell()
+            self._bar.refresh()  # the stage's final count, rate and time, however short
+            self._bar.close()
+            self._bar = None
+
+    def _open(self) -> tqdm[Never]:
+        counted = self.unit is not None
+        bar: tqdm[Never] = tqdm(
+            desc=self.label,
+            total=self.total if counted else None,
+            unit=f" {self.unit}" if counted else "",
+            unit_scale=True,
+            file=self.out,
+            leave=False,
+            mininterval=REDRAW,
+            dynamic_ncols=True,
+            bar_format=None if counted else "{desc} [{elapsed}]",
+        )
+        self._bar = bar
+        return bar
+
+    def _tell(self) -> None:
+        bar = self._bar if self._bar is not None else self._open()  # a bar of 0 is falsy
+        bar.update(self.count - self._told)
+        self._told = self.count

@@ -12,6 +12,7 @@ import orjson
 
 from eventstore.record import RecordedEvent
 from replay.archive import MANIFEST, ArchiveError, Manifest, Part, decode_line
+from replay.progress import Progress
 
 
 class ArchiveReader:
@@ -101,11 +102,12 @@ def _check(manifest: Manifest, seen: list[Part], sha256: str, size: int, last: i
         raise ArchiveError("the archive does not match its manifest: " + "; ".join(problems))
 
 
-def verify_archive(path: Path | str) -> Manifest:
+def verify_archive(path: Path | str, progress: Progress | None = None) -> Manifest:
     """Read the whole archive, check it, and return its manifest."""
     reader = ArchiveReader(path)
     for _ in reader:
-        pass
+        if progress is not None:
+            progress.add()
     assert reader.manifest is not None
     return reader.manifest
 

@@ -17,11 +17,11 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from eventstore.migrate import migrate
 from eventstore.postgres import CHANNEL, PostgresEventStore
 from projections.changes import everything
-from projections.memory import MemoryReadModel
 from projections.sql import SqlReadModel
 from replay.archive import Manifest, encode_line
+from replay.fold import rebuild
 from replay.progress import Progress
-from replay.reader import ArchiveReader, verify_archive
+from replay.reader import ArchiveReader, read_manifest, verify_archive
 
 COLUMNS = [
     "event_id",
@@ -82,10 +82,14 @@ async def load(
         await conn.close()
 
 
-async def check_database(store: PostgresEventStore, manifest: Manifest) -> list[str]:
+async def check_database(
+    store: PostgresEventStore, manifest: Manifest, progress: Progress | None = None
+) -> list[str]:
     """How the log in the database differs from the manifest (empty: identical bytes)."""
     digest, count, size, first, last = hashlib.sha256(), 0, 0, None, 0
     async for record in store.read():
+        if progress is not None:
+            progress.reach(record.id)
         line = encode_line(record)
         digest.update(line)
         size += len(line)
@@ -104,14 +108,13 @@ async def check_database(store: PostgresEventStore, manifest: Manifest) -> list[
     return problems
 
 
-async def rebuild_sql(store: PostgresEventStore) -> int:
+async def rebuild_sql(store: PostgresEventStore, progress: Progress | None = None) -> int:
     """Drop and rebuild the SQL read model from the log (folded in memory, as the service
     folds it, and written whole in one transaction); returns its position."""
     sql = SqlReadModel(store.pool)
     await sql.migrate()
-    folded = MemoryReadModel()
-    await folded.catch_up(store)
-    state, position, at = folded.state, folded.last_id, folded.last_at
+    rebuilt = await rebuild(store, progress=progress)
+    state, position, at = rebuilt.model.state, rebuilt.last_event_id, rebuilt.last_event_at
     written = await sql.write(lambda _: everything(state, position, at), reset=True)
     return written.position
 
@@ -119,18 +122,23 @@ async def rebuild_sql(store: PostgresEventStore) -> int:
 async def restore(
     dsn: str, path: Path | str, *, force: bool = False, progress: Progress | None = None
 ) -> Manifest:
-    """Check the archive, load it, check the database against it, rebuild the SQL model."""
-    manifest = verify_archive(path)
-    progress = progress or Progress("restore", manifest.event_count, enabled=False)
-    progress.total = manifest.event_count
+    """Check the archive, load it, check the database against it, rebuild the SQL model:
+    each a stage of `progress`."""
+    progress = progress or Progress(enabled=False)
+    expected = read_manifest(path)  # its count, for the first stage's bar; checked next
+    manifest = verify_archive(path, progress.stage("checking the backup", expected.event_count))
+    progress.stage("loading", manifest.event_count)
     await load(dsn, path, manifest, force=force, progress=progress)
-    progress.done()
     store = await PostgresEventStore.open(dsn, min_size=1, max_size=2)
     try:
-        problems = await check_database(store, manifest)
+        progress.stage("checking the database", manifest.last_event_id)
+        problems = await check_database(store, manifest, progress)
         if problems:
             raise RestoreError("the restored log differs from the backup: " + "; ".join(problems))
-        await rebuild_sql(store)
+        await rebuild_sql(
+            store, progress.stage("rebuilding the SQL read model", manifest.last_event_id)
+        )
     finally:
+        progress.done()
         await store.close()
     return manifest

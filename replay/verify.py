@@ -12,6 +12,7 @@ import orjson
 
 from domain.objects import JSON
 from projections.read_model import MemoryQueries, ReadModel
+from replay.exits import CommandError
 from replay.fold import rebuild
 from replay.progress import Progress
 from replay.source import LogSource
@@ -55,11 +56,14 @@ async def verify_read_model(
     source: LogSource, model: ReadModel, name: str = "sql", progress: Progress | None = None
 ) -> tuple[list[str], list[str]]:
     """(differences, notes) between the log's state and `model`, at the model's position."""
+    progress = progress or Progress(enabled=False)
+    progress.stage("reading the read model", unit=None)
     snapshot = await model.snapshot()
     at = snapshot["last_event_id"]
     head = await source.last_id()
     notes = [] if at == head else [f"the {name} read model is at event {at}, the log at {head}"]
-    rebuilt = await rebuild(source, until=at, progress=progress)
+    rebuilt = await rebuild(source, until=at, progress=progress.stage("folding the log", at))
+    progress.done()
     expected = await MemoryQueries(rebuilt.model).snapshot()
     return differences(expected, snapshot, ("log", name)), notes
 
@@ -82,12 +86,20 @@ class Service:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise CommandError(f"cannot reach the service at {self.url}: {reason}") from None
 
     def last_event_id(self) -> int:
         status, body = self.get("/.well-known/status")
-        if status not in (200, 500):
-            raise RuntimeError(f"{self.url}/.well-known/status answered {status}")
-        return int(orjson.loads(body)["data"]["last_event_id"])
+        if status == 401:
+            raise CommandError(f"the service at {self.url} refused the key (401 Unauthorized)")
+        try:
+            if status in (200, 500):
+                return int(orjson.loads(body)["data"]["last_event_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            pass
+        raise CommandError(f"{self.url}/.well-known/status answered {status}: not an Evenflow")
 
 
 async def expected_answers(queries: MemoryQueries) -> list[tuple[str, JSON | list[JSON] | None]]:
@@ -117,13 +129,15 @@ async def expected_answers(queries: MemoryQueries) -> list[tuple[str, JSON | lis
 
 
 def compare_answers(
-    service: Service, answers: list[tuple[str, Any]]
+    service: Service, answers: list[tuple[str, Any]], progress: Progress | None = None
 ) -> tuple[list[str], list[str]]:
     """(differences, notes): a path the service does not route at all is a note."""
     found: list[str] = []
     notes: list[str] = []
     for path, expected in answers:
         status, body = service.get(path)
+        if progress is not None:
+            progress.add()
         if status == 404 and body.startswith(b"404 page not found"):
             notes.append(f"{path}: not served by this service")
             continue
@@ -145,15 +159,18 @@ async def verify_service(
     Compared at the service's position; if the service moved on during the comparison,
     it starts over (a few times).
     """
+    progress = progress or Progress(enabled=False)
     head = await source.last_id()
     found: list[str] = []
     for _ in range(ATTEMPTS):
         at = service.last_event_id()
         if at > head:
             return [f"the service is at event {at}, beyond the log's last event {head}"], []
-        rebuilt = await rebuild(source, until=at, progress=progress)
+        rebuilt = await rebuild(source, until=at, progress=progress.stage("folding the log", at))
         answers = await expected_answers(MemoryQueries(rebuilt.model))
-        found, notes = compare_answers(service, answers)
+        progress.stage("asking the service", len(answers), unit="requests", every=1)
+        found, notes = compare_answers(service, answers, progress)
+        progress.done()
         if service.last_event_id() == at:
             return found, notes
     return found, [f"the service kept moving; compared at event {at}"]

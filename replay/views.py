@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from domain.ids import canonical_uuid
 from domain.objects import JSON, App
 from domain.timefmt import format_time
+from projections.apps import all_apps, find_app_or_deleted
 from projections.read_model import MemoryQueries
-from projections.state import State, find_app
+from projections.state import State
 from replay.fold import Rebuilt
 
 
 def resolve_app(state: State, ref: str) -> App | None:
     """A live app by id or name, else a deleted one (by id, or the newest of that name)."""
-    app = find_app(state, ref)
+    app = find_app_or_deleted(state, ref)
     if app is not None:
         return app
-    app_id = canonical_uuid(ref)
-    if app_id is not None and app_id in state.deleted_apps:
-        return state.deleted_apps[app_id]
     named = [a for a in state.deleted_apps.values() if a.name == ref]
     return max(named, key=lambda a: (a.created_at, a.id)) if named else None
 
@@ -58,7 +55,7 @@ async def state_document(rebuilt: Rebuilt, app_ref: str | None = None) -> JSON:
         if app is None:
             raise LookupError(f"no app {app_ref!r} at event {rebuilt.last_event_id}")
         return doc | {"apps": [await app_view(queries, app)]}
-    apps = [await app_view(queries, app) for app in rebuilt.model.apps()]
+    apps = [await app_view(queries, app) for app in all_apps(state)]
     return doc | {
         "apps": apps,
         "deleted_apps": [{"id": a.id, "name": a.name} for a in state.deleted_apps.values()],

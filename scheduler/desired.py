@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Container
 
 from domain.objects import Job
+from domain.states import ACTIVE_JOB_STATES, JobState
+from projections.releases import release
 from projections.state import State
 
 Slot = tuple[str, str, str]  # (app id, release id, process type): one formation entry
-
-#: The job states the scheduler may move a job out of (Flynn HEAD: ListActive).
-LIVE = frozenset({"pending", "starting", "up", "stopping"})
-#: A job in one of these has ended for good.
-FINAL = frozenset({"down", "crashed", "failed"})
 
 
 def desired(state: State) -> dict[Slot, int]:
@@ -26,11 +23,11 @@ def desired(state: State) -> dict[Slot, int]:
     for (app_id, release_id), formation in state.formations.items():
         if formation.processes is None or app_id not in state.apps:
             continue
-        release = state.releases.get(release_id)
-        if release is None or not release.artifact_id:
+        runs = release(state, release_id)
+        if runs is None or not runs.artifact_id:
             continue
         for process_type, count in formation.processes.items():
-            if count > 0 and process_type in release.processes:
+            if count > 0 and process_type in runs.processes:
                 wanted[(app_id, release_id, process_type)] = count
     return wanted
 
@@ -45,8 +42,9 @@ def unowned(state: State, owned: Container[str]) -> tuple[list[Job], list[Job]]:
     started them yet: to be run) and the others (nobody runs them any more: lost)."""
     pending: list[Job] = []
     lost: list[Job] = []
-    for job in state.jobs.values():
-        if job.state in LIVE and job.id not in owned:
-            (pending if job.state == "pending" else lost).append(job)
+    waiting = JobState.PENDING
+    for job in state.jobs.values():  # not active_jobs: its order is not needed here
+        if job.state in ACTIVE_JOB_STATES and job.id not in owned:
+            (pending if job.state == waiting else lost).append(job)
     key = lambda job: (job.created_at, job.id)  # noqa: E731
     return sorted(pending, key=key), sorted(lost, key=key)

@@ -23,16 +23,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError, NotFoundError, ValidationError
 from commands.jobs import PutJob
+from domain.states import ACTIVE_JOB_STATES, ENDED_JOB_STATES, JOB_STATE_RANK, JobState
 from host.interface import Host, HostEvent
+from projections import jobs
 from projections.memory import MemoryReadModel
 from scheduler.backoff import Backoff
-from scheduler.desired import FINAL, LIVE, Slot, desired, unowned
-from scheduler.runs import RANK, Phase, Run
+from scheduler.desired import Slot, desired, unowned
+from scheduler.runs import Phase, Run
 from scheduler.specs import SpecError, formation_spec, job_meta, one_off_spec
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ class Scheduler:
         """Adopt the host's jobs that the log knows as live; stop the others (orphans)."""
         now = self.clock()
         for job_id in await self.host.recover():
-            job = self.model.state.jobs.get(job_id)
-            if job is None or job.state not in LIVE:
+            job = jobs.job(self.model.state, job_id)
+            if job is None or job.state not in ACTIVE_JOB_STATES:
                 logger.info("scheduler: stopping %s, which the log does not know as live", job_id)
                 self.runs[job_id] = Run(job_id, "", "", None, _now(), Phase.STOPPING, orphan=True,
                                         on_host=True, stop_requested=True)  # fmt: skip
@@ -167,7 +168,8 @@ class Scheduler:
             self.runs[job.id] = Run.of_job(job, self.clock())
         for job in lost:
             logger.info("scheduler: %s (%s) is lost; marking it down", job.id, job.state)
-            await self._dispatch(PutJob(job.app_id, job.id, _now(), "down", host_error=LOST))
+            down = PutJob(job.app_id, job.id, _now(), JobState.DOWN, host_error=LOST)
+            await self._dispatch(down)
 
     async def _scale(self) -> None:
         state = self.model.state
@@ -206,13 +208,13 @@ class Scheduler:
     # -- one run -----------------------------------------------------------------------
 
     async def _advance(self, run: Run) -> None:
-        job = self.model.state.jobs.get(run.job_id)
+        job = jobs.job(self.model.state, run.job_id)
         logged = job.state if job is not None else None
         if run.orphan:
             if run.phase is Phase.ENDED:
                 await self._drop(run)
             return
-        moved_on = logged in FINAL or logged == "stopping"
+        moved_on = logged in ENDED_JOB_STATES or logged == JobState.STOPPING
         if moved_on and run.phase not in (Phase.ENDED, Phase.STOPPING):
             await self._stop(run)  # stopped by someone else: a kill
         if run.phase is Phase.ENDED:
@@ -221,14 +223,14 @@ class Scheduler:
         if run.phase is Phase.WAITING and logged is None:
             if not await self._record_new(run):
                 return
-            logged = "pending"
-        if logged is not None and RANK[logged] < RANK[run.report_state()]:
+            logged = JobState.PENDING
+        if logged is not None and JOB_STATE_RANK[logged] < JOB_STATE_RANK[run.report_state()]:
             await self._report(run, run.report_state())
         if run.phase is Phase.WAITING and self.clock() >= run.run_at:
             await self._start(run)
 
     async def _start(self, run: Run) -> None:
-        if not await self._report(run, "starting"):
+        if not await self._report(run, JobState.STARTING):
             return  # the job moved on meanwhile (killed): the next pass sees it
         state = self.model.state
         try:
@@ -246,9 +248,9 @@ class Scheduler:
             logger.exception("scheduler: the host refused %s", run.job_id)
             run.phase, run.end = Phase.ENDED, _not_started(run, str(exc) or repr(exc))
 
-    async def _finish(self, run: Run, logged: str | None) -> None:
+    async def _finish(self, run: Run, logged: JobState | None) -> None:
         final, exit_status, error = run.outcome()
-        if logged is not None and logged not in FINAL:
+        if logged is not None and logged not in ENDED_JOB_STATES:
             await self._report(run, final, exit_status, error)
         if run.slot is not None and not run.stop_requested:
             up_for = None if run.up_at is None else self.clock() - run.up_at
@@ -270,7 +272,7 @@ class Scheduler:
         assert run.slot is not None  # a one-off run is made from its job in the log
         meta = job_meta(self.model.state, run.slot)
         command = PutJob(
-            run.app_id, run.job_id, _now(), "pending", run.release_id, run.slot[2], meta
+            run.app_id, run.job_id, _now(), JobState.PENDING, run.release_id, run.slot[2], meta
         )
         if await self._dispatch(command):
             return True
@@ -279,13 +281,13 @@ class Scheduler:
         return False
 
     async def _report(
-        self, run: Run, state: str, exit_status: int | None = None, error: str = ""
+        self, run: Run, state: JobState, exit_status: int | None = None, error: str = ""
     ) -> bool:
         command = PutJob(run.app_id, run.job_id, _now(), state, exit_status=exit_status,
                          host_error=error)  # fmt: skip
         return await self._dispatch(command)
 
-    async def _dispatch(self, command: Any) -> bool:
+    async def _dispatch(self, command: PutJob) -> bool:
         """Record a report; False when the log refuses it (the job moved on meanwhile). The
         log being unavailable is raised: the pass stops, and the next one reports again."""
         try:

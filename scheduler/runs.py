@@ -13,19 +13,18 @@ from datetime import datetime
 import attrs
 
 from domain.objects import Job
+from domain.states import JobState
 from host.interface import HostEvent
-from projections.jobs import JOB_STATES
 from scheduler.desired import Slot, slot_of
-
-#: Job states in the order the log accepts them (a report never moves a job backwards).
-RANK = {state: rank for rank, state in enumerate(JOB_STATES)}
 
 
 class Phase(enum.Enum):
-    WAITING = "pending"  # recorded; the host is asked to start it at `run_at`
-    STARTING = "starting"  # the host was asked to start it
-    UP = "up"  # the host said it is up
-    STOPPING = "stopping"  # the host was asked to stop it
+    """What the scheduler has done with a job; but for ENDED, the job state it stands for."""
+
+    WAITING = JobState.PENDING  # recorded; the host is asked to start it at `run_at`
+    STARTING = JobState.STARTING  # the host was asked to start it
+    UP = JobState.UP  # the host said it is up
+    STOPPING = JobState.STOPPING  # the host was asked to stop it
     ENDED = "ended"  # the host said it ended (or it never got to start): a final report is due
 
 
@@ -55,17 +54,19 @@ class Run:
         """Counted towards its formation: not stopping, not ended."""
         return self.phase in (Phase.WAITING, Phase.STARTING, Phase.UP) and not self.stop_requested
 
-    def report_state(self) -> str:
+    def report_state(self) -> JobState:
         """The job state this run's phase stands for in the log."""
-        return self.outcome()[0] if self.phase is Phase.ENDED else self.phase.value
+        phase = self.phase.value  # a job state, but for ENDED
+        return phase if isinstance(phase, JobState) else self.outcome()[0]
 
-    def outcome(self) -> tuple[str, int | None, str]:
+    def outcome(self) -> tuple[JobState, int | None, str]:
         """The final state of an ended run, with its exit status and host error."""
         end = self.end
         if self.stop_requested:
-            return "down", end.exit_status if end is not None else None, ""
+            return JobState.DOWN, end.exit_status if end is not None else None, ""
         if end is None or not end.started:
-            return "failed", None, (end.error if end is not None else "") or "it did not start"
+            error = (end.error if end is not None else "") or "it did not start"
+            return JobState.FAILED, None, error
         if end.exit_status == 0 and not end.error:
-            return "down", 0, ""
-        return "crashed", end.exit_status, end.error
+            return JobState.DOWN, 0, ""
+        return JobState.CRASHED, end.exit_status, end.error

@@ -15,6 +15,7 @@ from typing import Any
 from commands.releases import DEFAULT_RESOURCES
 from domain.objects import Artifact, Job
 from host.interface import JobSpec
+from projections.releases import artifact, release
 from projections.state import State
 from scheduler.desired import Slot
 
@@ -37,16 +38,16 @@ def job_meta(state: State, slot: Slot) -> dict[str, str]:
 
 def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
     app_id, release_id, process_type = slot
-    release = state.releases.get(release_id)
-    if release is None:
+    found = release(state, release_id)
+    if found is None:
         raise SpecError(f"release {release_id} not found")
-    process: dict[str, Any] = release.processes.get(process_type) or {}
+    process: dict[str, Any] = found.processes.get(process_type) or {}
     entrypoint = tuple(process.get("entrypoint") or ())
     cmd = tuple(process.get("cmd") or ())
     if not entrypoint and not cmd:
         args = tuple(process.get("args") or ())
         entrypoint, cmd = args[:1], args[1:]
-    env = dict(release.env) | dict(process.get("env") or {})
+    env = dict(found.env) | dict(process.get("env") or {})
     env |= {
         "FLYNN_APP_ID": app_id,
         "FLYNN_RELEASE_ID": release_id,
@@ -60,7 +61,7 @@ def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
         process_type=process_type,
         argv=(*entrypoint, *cmd),
         env=env,
-        artifact=_artifact(state, release.artifact_id),
+        artifact=_artifact(state, found.artifact_id),
         ports=len(process.get("ports") or ()),
         limits=_limits(process.get("resources") or DEFAULT_RESOURCES),
         entrypoint=entrypoint,
@@ -69,8 +70,8 @@ def formation_spec(state: State, job_id: str, slot: Slot) -> JobSpec:
 
 
 def one_off_spec(state: State, job: Job) -> JobSpec:
-    release = state.releases.get(job.release_id)
-    if release is None:
+    found = release(state, job.release_id)
+    if found is None:
         raise SpecError(f"release {job.release_id} not found")
     return JobSpec(
         job_id=job.id,
@@ -79,7 +80,7 @@ def one_off_spec(state: State, job: Job) -> JobSpec:
         process_type="",
         argv=(*job.entrypoint, *job.cmd),
         env=dict(job.env),
-        artifact=_artifact(state, release.artifact_id),
+        artifact=_artifact(state, found.artifact_id),
         limits=_limits(DEFAULT_RESOURCES),
         entrypoint=job.entrypoint,
         cmd=job.cmd,
@@ -87,10 +88,10 @@ def one_off_spec(state: State, job: Job) -> JobSpec:
 
 
 def _artifact(state: State, artifact_id: str | None) -> Artifact:
-    artifact = state.artifacts.get(artifact_id or "")
-    if artifact is None:
+    found = artifact(state, artifact_id or "")
+    if found is None:
         raise SpecError(f"artifact {artifact_id} not found")
-    return artifact
+    return found
 
 
 def _limits(resources: dict[str, Any]) -> dict[str, int]:

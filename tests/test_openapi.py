@@ -1,5 +1,5 @@
-"""GET /openapi.json: a valid OpenAPI 3.1 document of every route, with the body schemas of
-schemas/, that follows the route table (a route without an entry in OPERATIONS fails here)."""
+"""GET /openapi.json: a valid OpenAPI 3.1 document of every route the service answers, built
+from the URL table, with the body schemas of schemas/ and who may call each route."""
 
 import json
 from importlib import resources
@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from controller.app import create_app
-from controller.openapi import OPEN_PATHS, OPERATIONS, build_document, routes
+from controller.openapi import build_document
+from controller.urls import URLS
 from eventstore.memory import InMemoryEventStore
 from service.settings import Settings
 
@@ -23,34 +24,60 @@ def app() -> Any:
     return create_app(Settings(auth_keys=(KEY,)), store=InMemoryEventStore())
 
 
-def test_every_route_has_an_entry_in_the_operations_table(app: Any):
-    """Adding a route without describing it in controller/openapi.py OPERATIONS fails here."""
-    table = set(routes(app.router))
-    assert table - set(OPERATIONS) == set(), "routes missing from openapi.OPERATIONS"
-    assert set(OPERATIONS) - table == set(), "OPERATIONS entries for routes that do not exist"
+@pytest.fixture
+def doc() -> Any:
+    return json.loads(json.dumps(build_document(URLS)))
 
 
-def test_every_post_and_put_names_a_body_schema_that_exists(app: Any):
-    """Each body endpoint's schema is a file of schemas/, and only POST and PUT have bodies."""
-    names = {e.name.removesuffix(".json") for e in resources.files("schemas").iterdir()}
-    for (method, path), operation in OPERATIONS.items():
-        assert (operation.body is not None) == (method in ("POST", "PUT")), (method, path)
-        assert operation.body is None or operation.body in names
+def operations(doc: Any) -> list[tuple[str, str, Any]]:
+    return [
+        (method.upper(), path, operation)
+        for path, methods in doc["paths"].items()
+        for method, operation in methods.items()
+    ]
 
 
-def test_the_document_is_valid_openapi_3_1_and_its_references_resolve(app: Any):
+def test_every_route_the_router_answers_is_documented_and_nothing_else(app: Any, doc: Any):
+    """The document names exactly the router's routes (HEAD twins of GETs aside): no route
+    is added beside the URL table."""
+    served = set()
+    for route in app.router.routes():
+        info = route.resource.get_info()
+        served.add((route.method, info.get("path") or info["formatter"]))
+    documented = {(method, path) for method, path, _ in operations(doc)}
+    heads = {("HEAD", path) for method, path in documented if method == "GET"}
+    assert served == documented | heads
+    assert len(documented) == len(URLS) > 50
+
+
+def test_the_document_is_valid_openapi_3_1_and_its_references_resolve(doc: Any):
     """The document validates against the OpenAPI 3.1 schema, and every $ref points at a
     component that exists."""
-    doc = json.loads(json.dumps(build_document(app.router)))
     OPENAPI_31_VALIDATOR.validate(doc)
     components = doc["components"]["schemas"]
     refs = _refs(doc)
     assert refs and all(ref.removeprefix("#/components/schemas/") in components for ref in refs)
 
 
-def test_body_schemas_are_the_files_of_schemas(app: Any):
+def test_only_posts_and_puts_take_a_body_each_a_file_of_schemas(doc: Any):
+    """Each POST and PUT documents a JSON body whose schema is a file of schemas/ (and may
+    answer 400 and 413); no other method takes one."""
+    names = {e.name.removesuffix(".json") for e in resources.files("schemas").iterdir()}
+    bodies = 0
+    for method, path, operation in operations(doc):
+        body = operation.get("requestBody")
+        assert (body is not None) == (method in ("POST", "PUT")), (method, path)
+        if body is not None:
+            ref = body["content"]["application/json"]["schema"]["$ref"]
+            assert ref.removeprefix("#/components/schemas/") in names, (method, path)
+            assert {"400", "413"} <= operation["responses"].keys()
+            bodies += 1
+    assert bodies >= 15
+
+
+def test_body_schemas_are_the_files_of_schemas(doc: Any):
     """A component is its schemas/ file, definitions moved to components of their own."""
-    components = build_document(app.router)["components"]["schemas"]
+    components = doc["components"]["schemas"]
     release = json.loads(resources.files("schemas").joinpath("release.json").read_text())
     assert components["release"]["properties"].keys() == release["properties"].keys()
     assert components["release"]["properties"]["env"] == {
@@ -60,32 +87,53 @@ def test_body_schemas_are_the_files_of_schemas(app: Any):
     assert "$schema" not in components["release"] and "definitions" not in components["release"]
 
 
-def test_only_the_open_paths_are_documented_without_a_key(app: Any):
-    """The document requires the key everywhere but /ping and /ca-cert."""
-    doc = build_document(app.router)
+def test_only_ping_and_ca_cert_are_documented_without_a_key(doc: Any):
+    """The document requires the key everywhere but /ping and /ca-cert, which alone carry
+    no log position either."""
     assert doc["security"] == [{"key": []}]
-    exempt = {
-        path
-        for path, operations in doc["paths"].items()
-        for operation in operations.values()
-        if {} in operation.get("security", [{"key": []}])
+    exempt = set()
+    for _, path, operation in operations(doc):
+        if {} in operation.get("security", [{"key": []}]):
+            exempt.add(path)
+            assert "Evenflow-Event-Id" not in operation["responses"]["200"].get("headers", {})
+        else:
+            assert "Evenflow-Event-Id" in operation["responses"]["200"]["headers"], path
+    assert exempt == {"/ping", "/ca-cert"}
+
+
+def test_the_key_parameter_is_documented_on_the_streams_and_the_backup_only(doc: Any):
+    """?key= is a documented way in on GET /events, /formations, /apps/{app}/log and
+    /backup, and on nothing else."""
+    assert doc["components"]["securitySchemes"]["key_param"]["in"] == "query"
+    with_param = {
+        (method, path)
+        for method, path, operation in operations(doc)
+        if {"key_param": []} in operation.get("security", [])
     }
-    assert exempt == OPEN_PATHS
+    assert with_param == {
+        ("GET", "/events"),
+        ("GET", "/formations"),
+        ("GET", "/apps/{app}/log"),
+        ("GET", "/backup"),
+    }
 
 
-async def test_the_document_is_served_to_key_holders_only(aiohttp_client: Any, app: Any):
+def test_every_write_documents_the_idempotency_key(doc: Any):
+    """POST, PUT and DELETE operations take Idempotency-Key; reads do not."""
+    for method, path, operation in operations(doc):
+        names = {p["name"] for p in operation.get("parameters", [])}
+        assert ("Idempotency-Key" in names) == (method != "GET"), (method, path)
+
+
+async def test_the_document_is_served_to_key_holders_only(aiohttp_client: Any, app: Any, doc: Any):
     """GET /openapi.json answers the document with the key, and a bare 401 without it."""
-    client: TestClient = await aiohttp_client(app)  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(app)
     assert (await client.get("/openapi.json")).status == 401
     response = await client.get(
         "/openapi.json", headers={"Authorization": aiohttp.encode_basic_auth("", KEY)}
     )
     assert response.status == 200 and response.content_type == "application/json"
-    served = await response.json()
-    assert served == json.loads(json.dumps(build_document(app.router)))
-    assert served["openapi"] == "3.1.0" and len(served["paths"]) == len(
-        {path for _, path in routes(app.router)}
-    )
+    assert await response.json() == doc
 
 
 def _refs(node: Any) -> list[str]:

@@ -13,11 +13,12 @@ from controller.http import empty_response, json_response, read_json
 from domain.clock import now
 from domain.events import AppCreated, AppUpdated
 from domain.ids import new_id
+from projections.apps import all_apps
 from projections.routes import current_domain
 
 
 async def create_app(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app")
+    doc = await read_json(request)
     read_model = model(request)
     # After a domain migration the log's domain wins over DEFAULT_ROUTE_DOMAIN.
     domain = current_domain(read_model.state, request.app[keys.SETTINGS].default_route_domain)
@@ -28,7 +29,7 @@ async def create_app(request: web.Request) -> web.Response:
 
 async def list_apps(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("apps", read_model.apps))
+    return json_response(read_model.cached_list("apps", lambda: all_apps(read_model.state)))
 
 
 async def get_app(request: web.Request) -> web.Response:
@@ -36,7 +37,7 @@ async def get_app(request: web.Request) -> web.Response:
 
 
 async def update_app(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app_update")
+    doc = await read_json(request)
     app = path_app(request)
     records = await dispatch(request, UpdateApp.from_json(doc, app=app.id, now=now()))
     # Flynn answers with the stale updated_at (a bug); this is the app as updated.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
+from commands.types import Command
 from controller import keys
 from controller.consistency import written
 from domain.codec import decode
@@ -28,6 +29,7 @@ from domain.events import (
 from domain.ids import canonical_uuid
 from domain.objects import App
 from eventstore.record import RecordedEvent
+from projections.apps import find_app
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
 
@@ -60,7 +62,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
 _KEY_USED = web.RequestKey("evenflow_idempotency_key_used", bool)
 
 
-async def dispatch(request: web.Request, command: Any) -> list[RecordedEvent]:
+async def dispatch(request: web.Request, command: Command) -> list[RecordedEvent]:
     """Decide and record `command`; its recorded events (for a retry of a write sent with an
     Idempotency-Key, those the first attempt recorded).
 
@@ -122,7 +124,7 @@ def found(obj: T | None) -> T:
 
 def path_app(request: web.Request) -> App:
     """The live app named by the `{app}` path segment (id or name), or 404."""
-    return found(model(request).app(request.match_info["app"]))
+    return found(find_app(model(request).state, request.match_info["app"]))
 
 
 def path_uuid(request: web.Request, name: str) -> str:

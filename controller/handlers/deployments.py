@@ -15,7 +15,7 @@ from projections.deployments import app_deployments, deployment
 
 async def create_deployment(request: web.Request) -> web.Response:
     app = path_app(request)
-    release_id = str((await read_json(request, "deployment"))["id"]).lower()
+    release_id = str((await read_json(request))["id"]).lower()
     command = CreateDeployment(new_id(), app.id, canonical_uuid(release_id) or release_id, now())
     created = event_from(await dispatch(request, command), DeploymentCreated).deployment
     # Pending, or complete at once when nothing ran (Flynn answers either with 200).

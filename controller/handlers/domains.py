@@ -14,7 +14,7 @@ from domain.ids import new_id
 
 
 async def migrate_domain(request: web.Request) -> web.Response:
-    doc = await read_json(request, "domain_migration")
+    doc = await read_json(request)
     configured = request.app[keys.SETTINGS].default_route_domain
     command = MigrateDomain.from_json(doc, new_id=new_id(), now=now(), configured_domain=configured)
     migrated = event_from(await dispatch(request, command), DomainMigrated).migration

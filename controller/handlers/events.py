@@ -7,12 +7,12 @@ from aiohttp import web
 from commands.errors import NotFoundError, ValidationError
 from controller import keys
 from controller.broadcast import BROADCASTER
-from controller.handlers.common import model
+from controller.handlers.common import found, model
 from controller.http import json_response
 from controller.sse import open_stream, resume_position
 from domain.codec import envelope
-from domain.ids import canonical_uuid
 from eventstore.record import EventFilter
+from projections.apps import find_app_or_deleted
 
 #: Largest id or count a query may name (Postgres bigint).
 MAX_INT = 2**63 - 1
@@ -36,14 +36,8 @@ def event_filter(request: web.Request) -> EventFilter:
     """app_id (id or name; an unknown app is a 404), object_types, object_id."""
     app_ref = request.query.get("app_id")
     app_id = None
-    if app_ref:
-        app = model(request).app(app_ref)
-        if app is not None:
-            app_id = app.id
-        else:  # a deleted app's history stays readable by id
-            app_id = canonical_uuid(app_ref)
-            if app_id is None or app_id not in model(request).state.deleted_apps:
-                raise NotFoundError()
+    if app_ref:  # a deleted app's history stays readable by id
+        app_id = found(find_app_or_deleted(model(request).state, app_ref)).id
     types = tuple(t for t in request.query.get("object_types", "").split(",") if t)
     object_id = request.query.get("object_id") or None
     # PostgreSQL text cannot hold NUL: a query with one would fail in the database (a 500).

@@ -34,6 +34,7 @@ from projections.formations import (
     app_formations,
     changed_formations,
     expanded,
+    formation,
     formations_since,
     streamed,
 )
@@ -46,7 +47,7 @@ def _json_list(docs: list[JSON | None]) -> bytes:
 
 
 async def put_formation(request: web.Request) -> web.Response:
-    doc = await read_json(request, "formation")
+    doc = await read_json(request)
     app, release_id = path_app(request), path_uuid(request, "release")
     command = PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
     records = await dispatch(request, command)
@@ -67,10 +68,8 @@ def _as_put(state: State, records: list[RecordedEvent]) -> Formation:
 async def get_formation(request: web.Request) -> web.Response:
     app, release_id = path_app(request), path_uuid(request, "release")
     state = model(request).state
-    formation = found(state.formation(app.id, release_id))
-    doc = (
-        expanded(state, formation) if request.query.get("expand") == "true" else formation.to_json()
-    )
+    live = found(formation(state, app.id, release_id))
+    doc = expanded(state, live) if request.query.get("expand") == "true" else live.to_json()
     return json_response(encode_json(found(doc)))
 
 

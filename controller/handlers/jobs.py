@@ -26,7 +26,7 @@ def _run_answer(job: Job) -> JSON:
 
 
 async def run_job(request: web.Request) -> web.StreamResponse:
-    doc = await read_json(request, "new_job")
+    doc = await read_json(request)
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
     command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
     if wants_attach(request):  # Flynn's `flynn run`: 101, then the job's streams
@@ -47,7 +47,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def put_job(request: web.Request) -> web.Response:
-    doc = await read_json(request, "job")
+    doc = await read_json(request)
     command = PutJob.from_json(doc, app=request.match_info["app"], now=now())
     record = recorded(await dispatch(request, command), JobStateChanged)
     if record is not None:

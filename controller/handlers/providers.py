@@ -10,7 +10,6 @@ import logging
 
 from aiohttp import web
 
-from commands.apps import exclusive_resources
 from commands.errors import UpstreamError
 from commands.providers import (
     CreateProvider,
@@ -28,8 +27,14 @@ from domain.events import ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import new_id
 from domain.objects import Provider, Resource
 from eventstore.record import RecordedEvent
-from projections.providers import app_resources, provider_resource, provider_resources, providers
-from projections.state import find_provider
+from projections.providers import (
+    all_providers,
+    app_resources,
+    exclusive_resources,
+    find_provider,
+    provider_resource,
+    provider_resources,
+)
 from service.providers import Address, ProviderClient
 
 logger = logging.getLogger(__name__)
@@ -57,14 +62,16 @@ def path_resource(request: web.Request, provider: Provider) -> Resource:
 
 
 async def create_provider(request: web.Request) -> web.Response:
-    doc = await read_json(request, "provider")
+    doc = await read_json(request)
     command = CreateProvider.from_json(doc, new_id=new_id(), now=now())
     return json_response(payload(await dispatch(request, command), ProviderCreated))
 
 
 async def list_providers(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("providers", lambda: providers(read_model.state)))
+    return json_response(
+        read_model.cached_list("providers", lambda: all_providers(read_model.state))
+    )
 
 
 async def get_provider(request: web.Request) -> web.Response:
@@ -72,7 +79,7 @@ async def get_provider(request: web.Request) -> web.Response:
 
 
 async def provision_resource(request: web.Request) -> web.Response:
-    doc = await read_json(request, "resource_req")
+    doc = await read_json(request)
     provider = path_provider(request)
     # Unknown apps are refused before anything is provisioned.
     apps = resolve_apps(model(request).state, doc.get("apps") or ())
@@ -101,7 +108,7 @@ async def _record_or_deprovision(
 
 
 async def put_resource(request: web.Request) -> web.Response:
-    doc = await read_json(request, "resource")
+    doc = await read_json(request)
     provider = path_provider(request)
     command = PutResource.from_json(
         doc, id=path_uuid(request, "resource"), provider_id=provider.id, now=now()
@@ -140,7 +147,7 @@ async def deprovision_app_resources(request: web.Request, app_id: str) -> tuple[
     Flynn's deletion job retries from scratch and deprovisions the first ones again.
     """
     state = model(request).state
-    resources = [state.resources[r] for r in exclusive_resources(state, app_id)]
+    resources = exclusive_resources(state, app_id)
     done, failure = await providers_client(request).deprovision_each(
         state.providers, resources, here=here(request)
     )

@@ -21,65 +21,72 @@ from controller.http import empty_response, json_response, read_json
 from domain.clock import now
 from domain.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
 from domain.ids import new_id
+from projections.releases import (
+    all_artifacts,
+    all_releases,
+    app_releases,
+    artifact,
+    artifact_by_key,
+    release,
+)
 
 
 async def create_artifact(request: web.Request) -> web.Response:
-    command = CreateArtifact.from_json(
-        await read_json(request, "artifact"), new_id=new_id(), now=now()
-    )
+    command = CreateArtifact.from_json(await read_json(request), new_id=new_id(), now=now())
     record = recorded(await dispatch(request, command), ArtifactCreated)
     if record is not None:
         return json_response(record.data)
     # Idempotent on (type, uri): nothing recorded, the artifact holding the pair answers.
-    existing = found(model(request).artifact_by_key(command.type, command.uri))
-    return json_response(model(request).encode(existing))
+    read_model = model(request)
+    existing = found(artifact_by_key(read_model.state, command.type, command.uri))
+    return json_response(read_model.encode(existing))
 
 
 async def list_artifacts(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("artifacts", read_model.artifacts))
+    return json_response(
+        read_model.cached_list("artifacts", lambda: all_artifacts(read_model.state))
+    )
 
 
 async def get_artifact(request: web.Request) -> web.Response:
-    return json_response(
-        model(request).encode(found(model(request).artifact(path_uuid(request, "id"))))
-    )
+    read_model = model(request)
+    found_artifact = found(artifact(read_model.state, path_uuid(request, "id")))
+    return json_response(read_model.encode(found_artifact))
 
 
 async def create_release(request: web.Request) -> web.Response:
-    command = CreateRelease.from_json(
-        await read_json(request, "release"), new_id=new_id(), now=now()
-    )
+    command = CreateRelease.from_json(await read_json(request), new_id=new_id(), now=now())
     return json_response(payload(await dispatch(request, command), ReleaseCreated))
 
 
 async def list_releases(request: web.Request) -> web.Response:
     read_model = model(request)
-    return json_response(read_model.cached_list("releases", read_model.releases))
+    return json_response(read_model.cached_list("releases", lambda: all_releases(read_model.state)))
 
 
 async def get_release(request: web.Request) -> web.Response:
-    return json_response(
-        model(request).encode(found(model(request).release(path_uuid(request, "id"))))
-    )
+    read_model = model(request)
+    found_release = found(release(read_model.state, path_uuid(request, "id")))
+    return json_response(read_model.encode(found_release))
 
 
 async def set_app_release(request: web.Request) -> web.Response:
-    doc = await read_json(request, "app_release")
+    doc = await read_json(request)
     app = path_app(request)
     records = await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
     return json_response(model(request).encode(event_from(records, AppReleaseSet).release))
 
 
 async def get_app_release(request: web.Request) -> web.Response:
-    app = path_app(request)
-    release = model(request).release(app.release_id) if app.release_id else None
-    return json_response(model(request).encode(found(release)))
+    app, read_model = path_app(request), model(request)
+    current = release(read_model.state, app.release_id) if app.release_id else None
+    return json_response(read_model.encode(found(current)))
 
 
 async def list_app_releases(request: web.Request) -> web.Response:
-    read_model = model(request)
-    return json_response(read_model.encode_list(read_model.app_releases(path_app(request).id)))
+    app, read_model = path_app(request), model(request)
+    return json_response(read_model.encode_list(app_releases(read_model.state, app.id)))
 
 
 async def delete_release(request: web.Request) -> web.Response:

@@ -60,7 +60,7 @@ def check_certificate(cert: str, key: str) -> None:
 
 async def route_spec(request: web.Request) -> RouteSpec:
     """The body as a RouteSpec, its TLS pair checked when both halves are given."""
-    spec = RouteSpec.from_json(await read_json(request, "route"))
+    spec = RouteSpec.from_json(await read_json(request))
     if spec.type == "http" and spec.tls_cert and spec.tls_key:
         await asyncio.to_thread(check_certificate, spec.tls_cert, spec.tls_key)
     return spec

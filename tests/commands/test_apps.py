@@ -1,6 +1,7 @@
 """App deciders: given a history, a command yields events or a domain error (pure, no I/O)."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -41,11 +42,11 @@ def given_history(*events: Event) -> State:
     return state
 
 
-def created(state: State, name: str, **kw: object) -> tuple[State, AppCreated]:
+def created(state: State, name: str, **kw: Any) -> tuple[State, AppCreated]:
     (event, *_) = create_app(
         state,
         CreateApp(id=f"00000000-0000-4000-8000-{len(state.apps):012d}", now=T0, name=name, **kw),
-    )  # type: ignore[arg-type]
+    )
     assert isinstance(event, AppCreated)
     apply(state, event, T0)
     return state, event

@@ -31,6 +31,7 @@ from domain.events import (
     ReleaseCreated,
 )
 from domain.objects import App, Job, Release
+from domain.states import JOB_STATES, JobState
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,7 +50,8 @@ def release(release_id: str, *types: str) -> Release:
 
 
 def job(release_id: str, job_type: str, state: str) -> Job:
-    return Job(f"host-{next(_job_numbers):08d}", APP, release_id, state, T0, T0, type=job_type)
+    job_id = f"host-{next(_job_numbers):08d}"
+    return Job(job_id, APP, release_id, JOB_STATES[state], T0, T0, type=job_type)
 
 
 def running_app(strategy: str = "all-at-once", **processes: int) -> State:
@@ -96,7 +98,7 @@ def schedule(state: State, at: datetime, fate: Fate = lambda release_id: "up") -
         for job_type in sorted(set(want) | {j.type for j in up}):
             running = [j for j in up if j.type == job_type]
             for extra in running[want.get(job_type, 0) :]:
-                reports.append(JobStateChanged(attrs.evolve(extra, state="down")))
+                reports.append(JobStateChanged(attrs.evolve(extra, state=JobState.DOWN)))
             reached = fate(release_id)
             for _ in range(want.get(job_type, 0) - len(running)):
                 if reached is not None:
@@ -167,7 +169,9 @@ def test_deploy_completes_at_once_when_nothing_has_to_move(case: str):
     target = OLD if case == "same release" else NEW
     events = create_deployment(state, CreateDeployment(DEP, APP, target, T0))
     assert [type(e) for e in events] == [AppReleaseSet, DeploymentCreated]
-    done = events[1].deployment  # type: ignore[union-attr]
+    created = events[1]
+    assert isinstance(created, DeploymentCreated)
+    done = created.deployment
     assert (done.status, done.finished_at, done.new_release_id) == ("complete", T0, target)
     fold(state, events, T0)
     assert state.apps[APP].release_id == target and APP not in state.deploying
@@ -210,10 +214,13 @@ def test_one_by_one_moves_one_job_at_a_time_type_by_type():
     state = running_app("one-by-one", web=2, worker=1)
     deploy(state)
     story = [s for s in narrative(play(state)) if s[0] != "scale"]
-    one_step = lambda t: [  # noqa: E731
-        ("running", NEW, t, "starting"), ("running", NEW, t, "up"),
-        ("running", OLD, t, "stopping"), ("running", OLD, t, "down"),
-    ]  # fmt: skip
+
+    def one_step(t: str) -> list[tuple[str, str, str, str]]:
+        return [
+            ("running", NEW, t, "starting"), ("running", NEW, t, "up"),
+            ("running", OLD, t, "stopping"), ("running", OLD, t, "down"),
+        ]  # fmt: skip
+
     done = ("complete", NEW, "", "")
     assert story == [*one_step("web"), *one_step("web"), *one_step("worker"), done]
     assert state.formation(APP, OLD).processes == {"web": 0, "worker": 0}  # type: ignore[union-attr]
@@ -319,12 +326,12 @@ def test_an_old_job_that_is_stopping_still_counts_until_it_reports_down():
         fold(state, events, T0)
         if state.formation(APP, NEW) and new_job.id not in state.jobs:
             fold(state, [JobStateChanged(new_job)], T0)
-    stopping = attrs.evolve(old_job, state="stopping")
+    stopping = attrs.evolve(old_job, state=JobState.STOPPING)
     fold(state, [JobStateChanged(stopping)], T0)
     assert not any(
         isinstance(e, DeploymentStatusChanged) and e.status == "complete"
         for e in advance_deployment(state, AdvanceDeployment(DEP, T0))
     )
-    fold(state, [JobStateChanged(attrs.evolve(old_job, state="down"))], T0)
+    fold(state, [JobStateChanged(attrs.evolve(old_job, state=JobState.DOWN))], T0)
     decided = advance_deployment(state, AdvanceDeployment(DEP, T0))
     assert [e.status for e in decided if isinstance(e, DeploymentStatusChanged)][-1] == "complete"

@@ -24,6 +24,7 @@ from eventstore.store import (
     OutcomeUnknownError,
     StoreUnavailableError,
 )
+from projections.apps import all_apps, find_app
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
 
@@ -32,6 +33,14 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def app_id(n: int) -> str:
     return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def apps_of(dispatcher: Dispatcher) -> list[App]:
+    return all_apps(dispatcher.model.state)
+
+
+def app_of(dispatcher: Dispatcher, ref: str) -> App | None:
+    return find_app(dispatcher.model.state, ref)
 
 
 async def started(store: object) -> Dispatcher:
@@ -51,7 +60,7 @@ async def test_concurrent_creates_of_one_name_yield_one_app_and_errors_for_the_r
     )
     assert sum(isinstance(r, list) for r in results) == 1
     assert sum(isinstance(r, AlreadyExistsError) for r in results) == 9
-    assert [a.name for a in dispatcher.model.apps()] == ["same"]
+    assert [a.name for a in apps_of(dispatcher)] == ["same"]
     await dispatcher.stop()
 
 
@@ -60,7 +69,7 @@ async def test_a_caller_reads_its_own_write_as_soon_as_handle_returns():
     dispatcher = await started(InMemoryEventStore())
     recorded = await dispatcher.handle(CreateApp(id=app_id(1), now=T0, name="mine"))
     assert dispatcher.model.last_id == recorded[-1].id
-    assert dispatcher.model.app("mine") is not None
+    assert app_of(dispatcher, "mine") is not None
     await dispatcher.stop()
 
 
@@ -85,8 +94,8 @@ async def test_an_unavailable_log_fails_the_batch_and_leaves_the_state_untouched
         return_exceptions=True,
     )
     assert all(isinstance(r, UnavailableError) for r in results)
-    assert dispatcher.model.app("lost") is None
-    assert dispatcher.model.app("kept").meta == {"a": "1"}  # type: ignore[union-attr]
+    assert app_of(dispatcher, "lost") is None
+    assert app_of(dispatcher, "kept").meta == {"a": "1"}  # type: ignore[union-attr]
     assert dispatcher.model.state.journal is None
     await dispatcher.stop()
 
@@ -110,9 +119,7 @@ async def test_two_processes_writing_one_log_converge(make_database):
     assert all(isinstance(r, (list, AlreadyExistsError)) for r in results)
     for dispatcher in (first, second):
         await dispatcher.model.catch_up(dispatcher.store)
-        assert sorted(a.name for a in dispatcher.model.apps()) == sorted(
-            f"app{i}" for i in range(15)
-        )
+        assert sorted(a.name for a in apps_of(dispatcher)) == sorted(f"app{i}" for i in range(15))
         await dispatcher.stop()
     for store in stores:
         await store.close()
@@ -168,7 +175,7 @@ async def test_a_log_that_keeps_moving_cannot_starve_a_write():
     assert store.races >= 1
     assert dispatcher.model.last_id == await store.last_id()
     others = [f"other{1000 + n}" for n in range(1, store.races + 1)]
-    names = sorted(a.name for a in dispatcher.model.apps())
+    names = sorted(a.name for a in apps_of(dispatcher))
     assert names == sorted([f"app{i}" for i in range(30)] + others)
     await dispatcher.stop()
 
@@ -201,7 +208,7 @@ async def test_a_command_whose_events_break_the_logs_limits_is_refused_alone():
     assert f"more than {MAX_EVENT_BYTES}" in results[17].message
     assert all(isinstance(r, list) and len(r) == 1 for n, r in enumerate(results) if n != 17)
     assert store.appends == 1
-    assert len(dispatcher.model.apps()) == 63 and dispatcher.model.app("poisoned") is None
+    assert len(apps_of(dispatcher)) == 63 and app_of(dispatcher, "poisoned") is None
     await dispatcher.stop()
 
 
@@ -260,11 +267,9 @@ async def test_a_batch_the_log_refuses_is_written_again_command_by_command(
     assert isinstance(results[17], ValidationError), results[17]
     assert results[17].message.startswith("the write is refused: the event log refused")
     assert all(isinstance(r, list) and len(r) == 1 for n, r in enumerate(results) if n != 17)
-    assert len(dispatcher.model.apps()) == 63
+    assert len(apps_of(dispatcher)) == 63
     await dispatcher.model.catch_up(refusing_store)
-    assert sorted(a.id for a in dispatcher.model.apps()) == [
-        app_id(i) for i in range(64) if i != 17
-    ]
+    assert sorted(a.id for a in apps_of(dispatcher)) == [app_id(i) for i in range(64) if i != 17]
     await dispatcher.stop()
 
 
@@ -289,7 +294,7 @@ async def test_an_append_of_unknown_outcome_is_answered_so_and_not_folded():
     assert isinstance(plain, UnavailableError) and isinstance(keyed, UnavailableError)
     assert "may have been committed" in plain.message
     assert (plain.retry, keyed.retry) == (False, True)
-    assert dispatcher.model.apps() == [] and dispatcher.model.last_id == 0
+    assert apps_of(dispatcher) == [] and dispatcher.model.last_id == 0
     await dispatcher.stop()
 
 
@@ -365,7 +370,7 @@ async def test_a_key_older_than_the_fold_remembers_is_refused_not_applied_again(
     with pytest.raises(ConflictError) as refused:
         await dispatcher.handle(CreateApp(id=app_id(2), now=T0, name="new"), key("k"))
     assert refused.value.retry is False and "24 hours" in refused.value.message
-    assert [a.name for a in dispatcher.model.apps()] == ["old"]
+    assert [a.name for a in apps_of(dispatcher)] == ["old"]
     await dispatcher.stop()
 
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from commands.errors import NotFoundError, ValidationError
-from commands.jobs import KillJob, PutJob, RunJob, kill_job, put_job, run_job
+from commands.jobs import HANDLERS, KillJob, PutJob, RunJob, kill_job, put_job, run_job
 from domain.events import (
     AppCreated,
     AppDeleted,
@@ -18,13 +18,16 @@ from domain.events import (
     ReleaseCreated,
 )
 from domain.objects import App, Artifact, Release
-from projections.jobs import JOB_STATES, active_jobs, find_job
+from domain.states import JobState
+from projections.jobs import active_jobs, find_job
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 APP = "00000000-0000-4000-8000-00000000000a"
 UUID = "00000000-0000-4000-8000-000000000001"
 JOB = f"h1-{UUID}"
+#: Job states in the order a job moves through them.
+JOB_STATES = list(JobState)
 
 
 def given_history(*events: Event) -> State:
@@ -44,8 +47,7 @@ def given_history(*events: Event) -> State:
 
 def decided(state: State, command: RunJob | PutJob | KillJob) -> list[Event]:
     """Decide, then fold the events as the dispatcher does."""
-    decide = {RunJob: run_job, PutJob: put_job, KillJob: kill_job}[type(command)]
-    events = decide(state, command)  # type: ignore[operator]
+    events = HANDLERS[type(command)](state, command)
     for event in events:
         apply(state, event, command.now)
     return events
@@ -178,7 +180,7 @@ reports = st.lists(
 
 @given(reports)
 def test_state_reports_never_move_a_job_back_and_record_each_state_once(
-    sequence: list[tuple[str, str]],
+    sequence: list[tuple[str, JobState]],
 ):
     """Under any sequence of reports a job's state never goes back, and at most one event is
     recorded per (job, state): each event's unique id is new."""

@@ -20,6 +20,7 @@ from domain.events import (
     ReleaseDeleted,
 )
 from domain.objects import App, Deployment, Job, Release
+from domain.states import DeploymentStatus, JobState
 from projections.state import State, apply
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,7 +97,7 @@ def test_a_release_other_apps_use_stays_for_them():
     apply(state, FormationScaled(WEB, "seed", {}), T0)
     apply(state, AppReleaseSet(API, state.releases["seed"]), T0)
     (event,) = delete_release(state, DeleteRelease("web", "seed", T1))
-    assert event.remaining_apps == (API,)
+    assert isinstance(event, ReleaseDeleted) and event.remaining_apps == (API,)
     apply(state, event, T1)
     assert "seed" in state.releases and "seed" not in state.app_releases[WEB]
     assert state.release_apps("seed") == [API]
@@ -105,7 +106,9 @@ def test_a_release_other_apps_use_stays_for_them():
 def test_a_deployment_in_progress_keeps_both_its_releases():
     """Neither the release a deployment leaves nor the one it goes to can be deleted mid-way."""
     state = two_apps()
-    deployment = Deployment("d", WEB, "r3", "all-at-once", "pending", {"web": 1}, 30, T0, "r2")
+    deployment = Deployment(
+        "d", WEB, "r3", "all-at-once", DeploymentStatus.PENDING, {"web": 1}, 30, T0, "r2"
+    )
     apply(state, DeploymentCreated(deployment), T0)
     for release_id in ("r2", "r3"):
         with pytest.raises(ValidationError, match="deployment in progress"):
@@ -137,7 +140,7 @@ def test_app_deletion_deletes_its_releases_newest_first_and_reports_them():
 def test_a_job_of_a_deleted_release_still_reports():
     """The scheduler can still report a job down after its release (and app) were deleted."""
     state = two_apps()
-    job = Job("host-1", WEB, "r2", "up", T0, T0, type="web")
+    job = Job("host-1", WEB, "r2", JobState.UP, T0, T0, type="web")
     apply(state, JobStateChanged(job), T0)
     for event in delete_app(state, DeleteApp("web", T1)):
         apply(state, event, T1)

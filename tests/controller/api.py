@@ -15,7 +15,8 @@ async def events_of(client: TestClient, **query: str) -> list[dict[str, Any]]:
     """GET /events as a list (newest first)."""
     response = await client.get("/events", params=query, headers=JSON_ACCEPT)
     assert response.status == 200
-    return await response.json()
+    answer: list[dict[str, Any]] = await response.json()
+    return answer
 
 
 async def ok_json(response: Any, status: int = 200) -> Any:
@@ -25,17 +26,24 @@ async def ok_json(response: Any, status: int = 200) -> Any:
 
 
 async def create_app(client: TestClient, name: str, **body: object) -> dict[str, Any]:
-    return await ok_json(await client.post("/apps", json={"name": name, **body}))
+    answer: dict[str, Any] = await ok_json(await client.post("/apps", json={"name": name, **body}))
+    return answer
 
 
 async def create_provider(
     client: TestClient, server: ProviderServer, name: str = "postgres"
 ) -> dict[str, Any]:
-    return await ok_json(await client.post("/providers", json={"name": name, "url": server.url}))
+    answer: dict[str, Any] = await ok_json(
+        await client.post("/providers", json={"name": name, "url": server.url})
+    )
+    return answer
 
 
 async def provision(
     client: TestClient, provider: str, apps: list[str] | None = None, config: object = None
 ) -> dict[str, Any]:
     body = {"apps": apps, "config": config}
-    return await ok_json(await client.post(f"/providers/{provider}/resources", json=body))
+    answer: dict[str, Any] = await ok_json(
+        await client.post(f"/providers/{provider}/resources", json=body)
+    )
+    return answer

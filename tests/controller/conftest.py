@@ -1,11 +1,11 @@
 """API test fixtures: the real application on the Postgres log (and on the in-memory one)."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
 from eventstore.memory import InMemoryEventStore
@@ -44,13 +44,17 @@ async def store(
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:  # type: ignore[type-arg]
+async def client(
+    aiohttp_client: AiohttpClient, settings: Settings, store: EventStore
+) -> TestClient:
     """A client of the service, authenticated with the first key."""
     app = create_app(settings, store=store)
     return await aiohttp_client(app, headers=AUTH_HEADERS)
 
 
 @pytest.fixture
-async def anonymous(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:  # type: ignore[type-arg]
+async def anonymous(
+    aiohttp_client: AiohttpClient, settings: Settings, store: EventStore
+) -> TestClient:
     """A client without credentials."""
     return await aiohttp_client(create_app(settings, store=store))

@@ -16,13 +16,15 @@ RECORDED = json.loads(
 async def events_of(client: TestClient, **query: str) -> list[dict]:
     response = await client.get("/events", params=query, headers={"Accept": "application/json"})
     assert response.status == 200
-    return await response.json()
+    answer: list[dict] = await response.json()
+    return answer
 
 
 async def create(client: TestClient, **body: object) -> dict:
     response = await client.post("/apps", json=body)
     assert response.status == 200, await response.text()
-    return await response.json()
+    answer: dict = await response.json()
+    return answer
 
 
 async def test_create_app_answers_flynns_app_json_and_records_an_app_event(client: TestClient):

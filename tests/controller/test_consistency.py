@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
 from controller.consistency import HEADER, LogHead
@@ -73,7 +74,7 @@ def settings(timeout: float = 5.0) -> Settings:
 
 
 @pytest.fixture
-async def writer(aiohttp_client: Any, store: EventStore) -> TestClient:  # type: ignore[type-arg]
+async def writer(aiohttp_client: AiohttpClient, store: EventStore) -> TestClient:
     """A service on the log that takes the writes."""
     return await aiohttp_client(create_app(settings(), store=store), headers=AUTH_HEADERS)
 
@@ -84,18 +85,18 @@ def lagging(store: EventStore) -> LaggingStore:
 
 
 @pytest.fixture
-async def reader(aiohttp_client: Any, lagging: LaggingStore) -> TestClient:  # type: ignore[type-arg]
+async def reader(aiohttp_client: AiohttpClient, lagging: LaggingStore) -> TestClient:
     """A service on the same log whose fold follows it LAG seconds late."""
     return await aiohttp_client(create_app(settings(), store=lagging), headers=AUTH_HEADERS)
 
 
-async def new_app(client: TestClient, name: str) -> tuple[str, int]:  # type: ignore[type-arg]
+async def new_app(client: TestClient, name: str) -> tuple[str, int]:
     response = await client.post("/apps", json={"name": name})
     assert response.status == 200, await response.text()
     return (await response.json())["id"], int(response.headers[HEADER])
 
 
-async def test_an_app_created_elsewhere_is_found_at_once(writer: TestClient, reader: TestClient):  # type: ignore[type-arg]
+async def test_an_app_created_elsewhere_is_found_at_once(writer: TestClient, reader: TestClient):
     """Right after a create on one service, the lagging one answers the app, its log and
     its releases by id instead of a 404."""
     app_id, _ = await new_app(writer, "fresh")
@@ -105,8 +106,8 @@ async def test_an_app_created_elsewhere_is_found_at_once(writer: TestClient, rea
 
 
 async def test_a_write_naming_an_object_created_elsewhere_succeeds(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
 ):
     """An update through the lagging service of an app created a moment ago elsewhere is
     recorded, not refused as not found."""
@@ -117,8 +118,8 @@ async def test_a_write_naming_an_object_created_elsewhere_succeeds(
 
 
 async def test_a_name_taken_again_resolves_to_the_new_app(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
 ):
     """After an app is deleted and its name given to a new app, a lagging service resolves
     the name to the new app, not to the deleted one it still holds."""
@@ -132,8 +133,8 @@ async def test_a_name_taken_again_resolves_to_the_new_app(
 
 
 async def test_a_stream_filtered_on_a_new_app_gets_every_later_event(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
 ):
     """A stream opened on the lagging service for an app just created elsewhere starts
     (no 404) and receives every update made after it opened, in id order."""
@@ -156,8 +157,8 @@ async def test_a_stream_filtered_on_a_new_app_gets_every_later_event(
 
 
 async def test_a_formation_stream_starts_from_a_caught_up_fold(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
 ):
     """The formation stream of the lagging service begins with a formation scaled a moment
     ago elsewhere, before its backlog's end."""
@@ -175,7 +176,7 @@ async def test_a_formation_stream_starts_from_a_caught_up_fold(
     since = {"since": "2000-01-01T00:00:00Z"}
     stream = await reader.get("/formations", params=since, headers=STREAM)
     assert stream.status == 200, await stream.text()
-    frames = []
+    frames: list[bytes] = []
     async with asyncio.timeout(10):
         while not frames or b'"updated_at":"0001-01-01' not in frames[-1]:
             line = await stream.content.readline()
@@ -187,7 +188,7 @@ async def test_a_formation_stream_starts_from_a_caught_up_fold(
 
 
 async def test_writes_answer_with_their_last_event_and_reads_with_the_folds_position(
-    writer: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
 ):
     """A write's Evenflow-Event-Id is the id of its last event; a read's is the position
     of the fold it was answered from."""
@@ -203,8 +204,8 @@ async def test_writes_answer_with_their_last_event_and_reads_with_the_folds_posi
 
 
 async def test_a_read_with_a_token_sees_the_write_it_names(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
 ):
     """A list read on the lagging service, sent with the token of a write made elsewhere,
     holds that write (without the token it would not yet)."""
@@ -218,7 +219,7 @@ async def test_a_read_with_a_token_sees_the_write_it_names(
 async def test_a_token_the_fold_cannot_reach_in_time_is_a_503_to_retry(
     aiohttp_client: Any,
     store: EventStore,
-    writer: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
 ):
     """When the fold does not reach the token within CONSISTENCY_TIMEOUT, the answer is
     503 service_unavailable with retry true and a Retry-After."""
@@ -235,7 +236,7 @@ async def test_a_token_the_fold_cannot_reach_in_time_is_a_503_to_retry(
 async def test_a_fold_whose_follower_hears_nothing_reads_the_log_itself(
     aiohttp_client: Any,
     store: EventStore,
-    writer: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
 ):
     """When the follower does not fold a write (its notification never comes), a request
     waiting for it reads the log itself: answered well within the timeout."""
@@ -250,14 +251,14 @@ async def test_a_fold_whose_follower_hears_nothing_reads_the_log_itself(
 
 
 @pytest.mark.parametrize("token", ["x", "-1", "1.0", "٣", str(2**63), " ", "1" * 5000])
-async def test_a_malformed_token_is_a_400(writer: TestClient, token: str):  # type: ignore[type-arg]
+async def test_a_malformed_token_is_a_400(writer: TestClient, token: str):
     """A token that is not a non-negative 64-bit integer is a validation_error."""
     response = await writer.get("/apps", headers={HEADER: token})
     assert response.status == 400
     assert (await response.json())["code"] == "validation_error"
 
 
-async def test_a_token_beyond_the_logs_head_is_a_400_at_once(writer: TestClient):  # type: ignore[type-arg]
+async def test_a_token_beyond_the_logs_head_is_a_400_at_once(writer: TestClient):
     """A token naming no event of this log is refused without waiting for it."""
     _, position = await new_app(writer, "ahead")
     async with asyncio.timeout(2):
@@ -267,8 +268,8 @@ async def test_a_token_beyond_the_logs_head_is_a_400_at_once(writer: TestClient)
 
 
 async def test_found_by_id_costs_no_head_query_and_not_found_costs_one(
-    writer: TestClient,  # type: ignore[type-arg]
-    reader: TestClient,  # type: ignore[type-arg]
+    writer: TestClient,
+    reader: TestClient,
     lagging: LaggingStore,
 ):
     """What is found by id asks the database nothing; a name, an unknown app and a 404 ask
@@ -286,7 +287,7 @@ async def test_found_by_id_costs_no_head_query_and_not_found_costs_one(
     assert lagging.head_queries == before + 2
 
 
-async def test_answers_expose_the_token_to_browsers(writer: TestClient):  # type: ignore[type-arg]
+async def test_answers_expose_the_token_to_browsers(writer: TestClient):
     """CORS lets a page read Evenflow-Event-Id and send it back."""
     response = await writer.get("/apps", headers={"Origin": "https://dash.test"})
     assert HEADER in response.headers["Access-Control-Expose-Headers"]
@@ -308,14 +309,14 @@ async def test_concurrent_askers_share_one_head_query_sent_after_they_asked(
     await head.close()
 
 
-async def test_keyless_answers_say_nothing_of_the_log(writer: TestClient):  # type: ignore[type-arg]
+async def test_keyless_answers_say_nothing_of_the_log(writer: TestClient):
     """/ping, open to anyone, carries no log position."""
     await new_app(writer, "quiet")
     response = await writer.get("/ping")
     assert response.status == 200 and HEADER not in response.headers
 
 
-async def test_the_openapi_document_describes_the_token_both_ways(writer: TestClient):  # type: ignore[type-arg]
+async def test_the_openapi_document_describes_the_token_both_ways(writer: TestClient):
     """Every keyed operation takes Evenflow-Event-Id and answers with it, or a 503."""
     doc = await (await writer.get("/openapi.json")).json()
     operation = doc["paths"]["/apps/{app}"]["get"]

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller import keys
 from controller.app import create_app
@@ -23,7 +24,9 @@ from domain.clock import now
 from domain.codec import decode, encode
 from domain.events import FormationScaled, JobStateChanged
 from domain.objects import Job
+from domain.states import JOB_STATES, JobState
 from eventstore.store import EventStore
+from projections.memory import MemoryReadModel
 from projections.state import State
 from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS
@@ -80,7 +83,9 @@ class FakeScheduler:
                 if len(running) >= want.get(job_type, 0):
                     break
                 job_id = f"host-{uuid.uuid4()}"
-                job = Job(job_id, self.app_id, release_id, "starting", now(), now(), type=job_type)
+                job = Job(
+                    job_id, self.app_id, release_id, JobState.STARTING, now(), now(), type=job_type
+                )
                 await self.report(job, "starting")
                 crashed = release_id in self.crashing
                 await self.report(job, "crashed" if crashed else "up")
@@ -88,7 +93,7 @@ class FakeScheduler:
                     running.append(job)
 
     async def report(self, job: Job, state: str) -> None:
-        report = attrs.evolve(job, state=state, updated_at=now())
+        report = attrs.evolve(job, state=JOB_STATES[state], updated_at=now())
         await self.store.append([encode(JobStateChanged(report))])
 
     def up(self, release_id: str) -> int:
@@ -126,7 +131,8 @@ async def released_app(
 
 
 def state_of(client: TestClient) -> State:
-    return client.server.app[keys.READ_MODEL].state  # type: ignore[union-attr]
+    model: MemoryReadModel = client.app[keys.READ_MODEL]
+    return model.state
 
 
 async def eventually(condition: Any, timeout: float = 10) -> None:
@@ -136,7 +142,8 @@ async def eventually(condition: Any, timeout: float = 10) -> None:
 
 
 async def deploy(client: TestClient, app: dict, release_id: str) -> dict:
-    return await post(client, f"/apps/{app['id']}/deploy", {"id": release_id})
+    answer: dict = await post(client, f"/apps/{app['id']}/deploy", {"id": release_id})
+    return answer
 
 
 async def finished(client: TestClient, deployment_id: str, timeout: float = 10) -> dict:
@@ -146,7 +153,7 @@ async def finished(client: TestClient, deployment_id: str, timeout: float = 10) 
             response = await client.get(f"/deployments/{deployment_id}")
             body = await response.json() if response.status == 200 else {}  # 404: not folded yet
             if body.get("status") in ("complete", "failed"):
-                return body  # type: ignore[no-any-return]
+                return body
             await asyncio.sleep(0.02)
 
 
@@ -229,7 +236,7 @@ async def test_unknown_or_malformed_deployment_id_is_a_bare_404(client: TestClie
 async def test_deploy_with_nothing_to_move_completes_at_once(client: TestClient, store, case: str):
     """No release yet, the running release, or zero counts: complete with the release set."""
     counts = {"web": 0} if case == "scaled to zero" else {}
-    app, old, new = await released_app(client, store, **counts)
+    app, old, new = await released_app(client, store, "all-at-once", 30, **counts)
     if case == "first deploy":
         app = await post(client, "/apps", {})
     target = old if case == "same release" else new
@@ -283,10 +290,13 @@ async def test_one_by_one_deployment_completes_with_the_scheduler(client: TestCl
         created = await deploy(client, app, new)
         assert (await finished(client, created["id"]))["status"] == "complete"
     steps = [s for s in await story(client, app, old, new) if s[0] == "running"]
-    one = lambda t: [  # noqa: E731
-        ("running", "new", t, "starting"), ("running", "new", t, "up"),
-        ("running", "old", t, "stopping"), ("running", "old", t, "down"),
-    ]  # fmt: skip
+
+    def one(t: str) -> list[tuple[str, str, str, str]]:
+        return [
+            ("running", "new", t, "starting"), ("running", "new", t, "up"),
+            ("running", "old", t, "stopping"), ("running", "old", t, "down"),
+        ]  # fmt: skip
+
     assert steps == [*one("web"), *one("web"), *one("worker")]
     assert formation(client, app, new) == {"web": 2, "worker": 1}
     assert formation(client, app, old) == {"web": 0, "worker": 0}
@@ -349,7 +359,7 @@ async def test_unsupported_strategy_fails_without_changing_anything(client: Test
 # -- restarts and several deployers ---------------------------------------------------
 
 
-async def start(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:
+async def start(aiohttp_client: AiohttpClient, settings: Settings, store: EventStore) -> TestClient:
     return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
 
 

@@ -17,7 +17,8 @@ async def migrate(client: TestClient, old: str, new: str, **body: Any) -> Any:
 
 
 async def add_route(client: TestClient, app: str, **route: Any) -> dict[str, Any]:
-    return await ok_json(await client.post(f"/apps/{app}/routes", json=route))
+    answer: dict[str, Any] = await ok_json(await client.post(f"/apps/{app}/routes", json=route))
+    return answer
 
 
 def domains_and_paths(routes: list[dict[str, Any]]) -> set[tuple[str, str, str]]:

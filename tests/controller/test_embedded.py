@@ -36,7 +36,8 @@ async def wait_status(url: str, key: str, timeout: float = 60) -> dict:
                 auth = {"Authorization": aiohttp.encode_basic_auth("", key)}
                 async with session.get(f"{url}/.well-known/status", headers=auth) as r:
                     if r.status == 200:
-                        return await r.json()
+                        answer: dict = await r.json()
+                        return answer
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)

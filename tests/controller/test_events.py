@@ -10,7 +10,8 @@ async def listed(client: TestClient, **params: str) -> list[dict]:
     response = await client.get("/events", params=params, headers=JSON_ACCEPT)
     assert response.status == 200, await response.text()
     assert response.headers["Content-Type"] == "application/json"
-    return await response.json()
+    answer: list[dict] = await response.json()
+    return answer
 
 
 async def seed(client: TestClient) -> tuple[dict, dict]:

@@ -51,7 +51,7 @@ class Stream:
 
     async def events(self, n: int, timeout: float = 10) -> list[dict[str, Any]]:
         """The next `n` events (keep-alives skipped), decoded."""
-        found = []
+        found: list[dict[str, Any]] = []
         while len(found) < n:
             frame = await self.frame(timeout)
             assert frame is not None, f"the stream ended after {len(found)} of {n} events"
@@ -225,7 +225,7 @@ async def test_a_keepalive_comment_follows_each_silence(
 
 async def test_a_subscriber_behind_the_window_catches_up_from_the_log(client: TestClient):
     """With a window smaller than what arrives at once, clients read the store and lose nothing."""
-    broadcaster = client.server.app[BROADCASTER]
+    broadcaster = client.app[BROADCASTER]
     broadcaster.window_events = 3
     live = await open_stream(client)
     await create_apps(client, *(f"w{i}" for i in range(10)))
@@ -409,7 +409,7 @@ async def test_a_replay_waits_out_an_unavailable_log_and_misses_nothing(
     monkeypatch.setattr(broadcast, "CATCH_UP_RETRY", 0.01)
     store = FlakyStore()
     client = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
-    client.server.app[BROADCASTER].window_events = 1  # the history comes from the store
+    client.app[BROADCASTER].window_events = 1  # the history comes from the store
     await create_apps(client, "flaky")
     store.failures = 1
     stream = await open_stream(client, "/events?past=true")
@@ -486,4 +486,4 @@ async def _writers_and_subscribers(clients: list[TestClient]) -> None:
     for stream in apps_only:
         assert await stream.until(apps[-1]["id"]) == apps
     assert await asyncio.wait_for(reading, 60) == history
-    assert clients[0].server.app[BROADCASTER].catch_ups > 0
+    assert clients[0].app[BROADCASTER].catch_ups > 0

@@ -24,7 +24,7 @@ async def test_window_listings_equal_the_logs(client: TestClient):
         response = await client.post("/apps", json={"name": f"win-{n}"})
         apps.append(await response.json())
         await client.post(f"/apps/win-{n}", json={"meta": {"n": str(n)}})
-    broadcaster = client.server.app[BROADCASTER]
+    broadcaster = client.app[BROADCASTER]
     head = broadcaster.head
     filters = [{}, {"app_id": apps[1]["id"]}, {"object_types": "app"}, {"object_types": "route"}]
     bounds = [None, "1", str(head // 2), str(head + 5)]
@@ -47,14 +47,14 @@ async def test_window_listings_equal_the_logs(client: TestClient):
                 got.append(listing(*args))  # type: ignore[operator]
                 return got[-1]
 
-            broadcaster.listing = counted  # type: ignore[method-assign]
+            broadcaster.listing = counted
             served = await body(client, query)
-            broadcaster.listing_body = lambda *a: None  # type: ignore[method-assign]
+            broadcaster.listing_body = lambda *a: None
             try:
                 from_log = await body(client, query)
             finally:
                 del broadcaster.listing_body
-                broadcaster.listing = listing  # type: ignore[method-assign]
+                broadcaster.listing = listing
             assert served == from_log, (window, query)
             answered[window] += sum(result is not None for result in results)
     # The whole log is in the big window; the small one answers only some listings.

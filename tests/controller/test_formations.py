@@ -5,6 +5,7 @@ import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
@@ -20,14 +21,16 @@ STREAM_ACCEPT = {"Accept": "text/event-stream"}
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-def recorded_body(name: str) -> object:
-    return json.loads(RECORDED[name]["response"]["body"])
+def recorded_body(name: str) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads(RECORDED[name]["response"]["body"])
+    return answer
 
 
 async def post(client: TestClient, path: str, body: object) -> dict:
     response = await client.post(path, json=body)
     assert response.status == 200, await response.text()
-    return await response.json()
+    answer: dict = await response.json()
+    return answer
 
 
 async def release(
@@ -60,7 +63,7 @@ async def test_put_formation_answers_flynns_shape_and_records_scale_events(clien
     response = await put(client, "app", rel["id"], {"web": 2, "worker": 1})
     assert response.status == 200
     formation = await response.json()
-    assert set(formation) == set(recorded_body("formation_put"))  # type: ignore[arg-type]
+    assert set(formation) == set(recorded_body("formation_put"))
     assert formation["app"] == app["id"] and formation["processes"] == {"web": 2, "worker": 1}
     replaced = await (await put(client, app["id"], rel["id"], {"web": 3})).json()
     assert replaced["processes"] == {"web": 3}  # SEED: a full replace
@@ -120,7 +123,7 @@ async def test_get_formation_plain_and_expanded_like_the_recording(client: TestC
     assert await (await client.get(path)).json() == put_answer
     got = await (await client.get(path, params={"expand": "true"})).json()
     recorded = recorded_body("formation_get_expanded")
-    assert set(got) == set(recorded)  # type: ignore[arg-type]
+    assert set(got) == set(recorded)
     assert got["app"] == {"id": app["id"], "name": "app", "meta": None}
     assert (
         set(got["artifact"]) == {"id", "type", "uri"} and got["artifact"]["id"] == rel["artifact"]

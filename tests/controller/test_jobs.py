@@ -16,13 +16,15 @@ HEAD_ONLY = {"uuid", "host_id"}  # HEAD's job keys beside SEED's
 
 
 def recorded(name: str, part: str = "response") -> dict:
-    return json.loads(RECORDED[name][part]["body"])
+    answer: dict = json.loads(RECORDED[name][part]["body"])
+    return answer
 
 
 async def post(client: TestClient, path: str, body: object) -> dict:
     response = await client.post(path, json=body)
     assert response.status == 200, await response.text()
-    return await response.json()
+    answer: dict = await response.json()
+    return answer
 
 
 async def release(client: TestClient, *, artifact: bool = True) -> dict:

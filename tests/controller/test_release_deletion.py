@@ -29,14 +29,15 @@ async def releases_of(client: TestClient, app: str, n: int) -> list[dict[str, An
     artifact = await ok_json(await client.post("/artifacts", json=body))
     created = []
     for _ in range(n):
-        body = {"artifacts": [artifact["id"]], "app_id": app, "processes": {"web": {}}}
-        created.append(await ok_json(await client.post("/releases", json=body)))
+        release = {"artifacts": [artifact["id"]], "app_id": app, "processes": {"web": {}}}
+        created.append(await ok_json(await client.post("/releases", json=release)))
     return created
 
 
 async def error_of(response: ClientResponse, status: int) -> dict[str, Any]:
     assert response.status == status, await response.text()
-    return await response.json()
+    answer: dict[str, Any] = await response.json()
+    return answer
 
 
 async def next_event(response: ClientResponse) -> dict[str, Any]:
@@ -46,7 +47,8 @@ async def next_event(response: ClientResponse) -> dict[str, Any]:
             line = await response.content.readline()
             assert line, "the stream ended"
             if line.startswith(b"data: "):
-                return json.loads(line[6:])
+                answer: dict[str, Any] = json.loads(line[6:])
+                return answer
 
 
 async def test_a_release_is_deleted_unless_it_is_current_scaled_up_or_not_the_apps(

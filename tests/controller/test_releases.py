@@ -14,7 +14,8 @@ JSON_ACCEPT = {"Accept": "application/json"}
 async def post(client: TestClient, path: str, body: object) -> dict:
     response = await client.post(path, json=body)
     assert response.status == 200, await response.text()
-    return await response.json()
+    answer: dict = await response.json()
+    return answer
 
 
 async def artifact(client: TestClient, uri: str = "https://example.com/slug.tgz") -> dict:

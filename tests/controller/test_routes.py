@@ -24,12 +24,14 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 async def add(client: TestClient, app: str, **route: Any) -> dict[str, Any]:
-    return await ok_json(await client.post(f"/apps/{app}/routes", json=route))
+    answer: dict[str, Any] = await ok_json(await client.post(f"/apps/{app}/routes", json=route))
+    return answer
 
 
 async def error(response: Any, status: int) -> dict[str, Any]:
     assert response.status == status, await response.text()
-    return await response.json()
+    answer: dict[str, Any] = await response.json()
+    return answer
 
 
 async def test_create_route_answers_flynns_route_and_records_a_route_event(client: TestClient):
@@ -210,7 +212,7 @@ async def test_an_invalid_tls_pair_is_a_400(
 ):
     """A certificate that is not PEM, a key that does not match or is missing: 400."""
     await create_app(client, "badtls")
-    body = {"type": "http", "domain": "example.com", "service": "s"}
+    body: dict[str, str | None] = {"type": "http", "domain": "example.com", "service": "s"}
     body |= {"tls_cert": TLS[cert], "tls_key": TLS[key] if key else None}
     response = await client.post("/apps/badtls/routes", json=body)
     assert await error(response, 400) == {

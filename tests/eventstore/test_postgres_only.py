@@ -109,7 +109,7 @@ async def test_a_lost_notification_is_covered_by_polling(
     """An event written without NOTIFY (a foreign writer) still reaches a subscriber."""
     monkeypatch.setattr(pg_module, "POLL_INTERVAL", 0.2)
     sub = store.subscribe(after=0)
-    first = asyncio.create_task(anext(sub))
+    first = asyncio.ensure_future(anext(sub))
     await asyncio.sleep(0.3)  # the subscriber is now waiting for a wake-up
     conn = await asyncpg.connect(dsn)
     try:

@@ -97,7 +97,8 @@ def lines(logs: MemoryLogStore, job_id: str, app: str = APP) -> list[tuple[str, 
 
 
 def inspect(job_id: str) -> dict:
-    return json.loads(podman("inspect", "--type=container", job_id).stdout)[0]
+    answer: dict = json.loads(podman("inspect", "--type=container", job_id).stdout)[0]
+    return answer
 
 
 async def test_a_container_runs_with_its_env_and_its_output_is_logged(

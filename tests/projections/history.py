@@ -12,10 +12,11 @@ import attrs
 from hypothesis import strategies as st
 
 from commands import dispatch
-from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp, exclusive_resources
+from commands.apps import CreateApp, DeleteApp, SetAppRelease, UpdateApp
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
+from commands.types import handler, handlers
 from domain.events import (
     DeploymentCreated,
     DeploymentStatusChanged,
@@ -31,10 +32,12 @@ from domain.events import (
     RouteUpdated,
 )
 from domain.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
+from domain.states import JOB_STATES, DeploymentStatus
 from eventstore.memory import InMemoryEventStore
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
+from projections.providers import exclusive_resources
 from projections.state import State
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -56,7 +59,7 @@ def emit(state: State, cmd: Emit) -> list[Event]:
     return list(cmd.events)
 
 
-HANDLERS = {**dispatch.HANDLERS, Emit: emit}
+HANDLERS = handlers(dispatch.HANDLERS, handler(Emit, emit))
 
 
 class History:
@@ -160,13 +163,13 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
     app_id = _pick(s.apps, args[0]) if args and isinstance(args[0], int) else None
     match kind:
         case "create_app":
-            route = DOMAIN if args[1] else None
+            domain = DOMAIN if args[1] else None
             await h.do(
                 CreateApp(
                     h.new_id(),
                     now,
                     protected=args[0],
-                    default_route_domain=route,
+                    default_route_domain=domain,
                     route_id=h.new_id(),
                 )
             )
@@ -213,8 +216,9 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
             )
             await h.emit(RouteCreated(route))
         case "update_route" if s.routes:
-            route = s.routes[_pick(s.routes, args[0])]
-            await h.emit(RouteUpdated(attrs.evolve(route, updated_at=now, sticky=not route.sticky)))
+            updated = s.routes[_pick(s.routes, args[0])]
+            updated = attrs.evolve(updated, updated_at=now, sticky=not updated.sticky)
+            await h.emit(RouteUpdated(updated))
         case "delete_route" if s.routes:
             await h.emit(RouteDeleted(s.routes[_pick(s.routes, args[0])]))
         case "provider" if f"p{args[0]}" not in s.provider_ids_by_name:
@@ -239,7 +243,7 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
                 app_id,
                 _pick(s.releases, args[1]),
                 app.strategy,
-                "pending",
+                DeploymentStatus.PENDING,
                 {"web": 1},
                 30,
                 now,
@@ -261,7 +265,7 @@ async def run_op(h: History, op: tuple[Any, ...]) -> None:
             migration = DomainMigration(h.new_id(), "old.test", DOMAIN, now, finished_at=finished)
             await h.emit(DomainMigrated(migration))
         case "delete_app" if app_id:
-            await h.do(DeleteApp(app_id, now, tuple(exclusive_resources(s, app_id))))
+            await h.do(DeleteApp(app_id, now, tuple(r.id for r in exclusive_resources(s, app_id))))
 
 
 async def _job(h: History, index: int, app_index: int, state: str, now: datetime) -> None:
@@ -272,8 +276,8 @@ async def _job(h: History, index: int, app_index: int, state: str, now: datetime
         app_id, release_id = _pick(s.apps, app_index), _pick(s.releases, app_index)
         if not app_id or not release_id:
             return
-        job = Job(job_id, app_id, release_id, state, now, now, type="web")
-    await h.emit(JobStateChanged(attrs.evolve(job, state=state, updated_at=now)))
+        job = Job(job_id, app_id, release_id, JOB_STATES[state], now, now, type="web")
+    await h.emit(JobStateChanged(attrs.evolve(job, state=JOB_STATES[state], updated_at=now)))
 
 
 def recorded(ops: list[tuple[Any, ...]]) -> list[RecordedEvent]:

@@ -27,6 +27,7 @@ from domain.events import (
     RouteDeleted,
 )
 from domain.objects import App, Artifact, Deployment, Job, Provider, Release, Resource, Route
+from domain.states import DeploymentStatus, JobState
 from eventstore.store import EventStore
 from tests.projections.history import DOMAIN, T0, uid
 
@@ -55,17 +56,21 @@ def app_events(n: int, jobs: int, at: datetime) -> Iterator[Event]:
     yield ArtifactCreated(Artifact(art_id, "docker", f"https://registry.test/app-{n}", at))
     yield ReleaseCreated(release)
     yield DeploymentCreated(
-        Deployment(dep_id, app_id, rel_id, "all-at-once", "pending", {"web": 2}, 30, at)
+        Deployment(
+            dep_id, app_id, rel_id, "all-at-once", DeploymentStatus.PENDING, {"web": 2}, 30, at
+        )
     )
     yield FormationScaled(app_id, rel_id, {"web": 2})
-    yield DeploymentStatusChanged(app_id, dep_id, rel_id, "running", "web", "up")
+    yield DeploymentStatusChanged(app_id, dep_id, rel_id, DeploymentStatus.RUNNING, "web", "up")
     for j in range(jobs):
-        job = Job(f"host{j % 3}-{uid(n * 1000 + j)}", app_id, rel_id, "starting", at, at, "web")
+        job = Job(
+            f"host{j % 3}-{uid(n * 1000 + j)}", app_id, rel_id, JobState.STARTING, at, at, "web"
+        )
         yield JobStateChanged(job)
-        yield JobStateChanged(Job(job.id, app_id, rel_id, "up", at, at, "web"))
+        yield JobStateChanged(Job(job.id, app_id, rel_id, JobState.UP, at, at, "web"))
         if j % 4 == 3:
-            yield JobStateChanged(Job(job.id, app_id, rel_id, "down", at, at, "web"))
-    yield DeploymentStatusChanged(app_id, dep_id, rel_id, "complete")
+            yield JobStateChanged(Job(job.id, app_id, rel_id, JobState.DOWN, at, at, "web"))
+    yield DeploymentStatusChanged(app_id, dep_id, rel_id, DeploymentStatus.COMPLETE)
     yield AppReleaseSet(app_id, release)
     if n % 10 == 9:
         previous_app = uid(n * 16 - 14)

@@ -11,7 +11,7 @@ import pytest
 import projections.memory as memory_module
 from commands.apps import CreateApp
 from commands.dispatch import Dispatcher
-from domain.codec import encode
+from domain.codec import decode, encode
 from domain.events import AppCreated, Event
 from domain.objects import App
 from eventstore.memory import InMemoryEventStore
@@ -102,7 +102,6 @@ async def test_this_process_never_decodes_what_it_wrote(
     """The events this process's dispatcher wrote are folded from the events it decided:
     only the other process's are decoded from the log."""
     decoded: list[int] = []
-    decode = memory_module.decode
 
     def counting(record: RecordedEvent) -> Event:
         decoded.append(record.id)

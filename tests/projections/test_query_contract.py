@@ -18,6 +18,7 @@ from domain.events import (
     RouteCreated,
 )
 from domain.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
+from domain.states import DeploymentStatus, JobState
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
@@ -58,11 +59,11 @@ async def build(h: History) -> None:
     await h.emit(FormationScaled(ALPHA, REL1, None, {"web": 1}))
     await h.emit(FormationScaled(GAMMA, SEED, {"web": 1}))
     t = h.now()
-    await h.emit(JobStateChanged(Job(JOB1, ALPHA, REL2, "starting", t, t, type="web")))
-    await h.emit(JobStateChanged(Job(JOB1, ALPHA, REL2, "up", t, h.now(), type="web")))
+    await h.emit(JobStateChanged(Job(JOB1, ALPHA, REL2, JobState.STARTING, t, t, type="web")))
+    await h.emit(JobStateChanged(Job(JOB1, ALPHA, REL2, JobState.UP, t, h.now(), type="web")))
     t = h.now()
-    await h.emit(JobStateChanged(Job(JOB2, ALPHA, REL2, "up", t, t, type="worker")))
-    await h.emit(JobStateChanged(Job(JOB3, BETA, SEED, "down", t, t, exit_status=1)))
+    await h.emit(JobStateChanged(Job(JOB2, ALPHA, REL2, JobState.UP, t, t, type="worker")))
+    await h.emit(JobStateChanged(Job(JOB3, BETA, SEED, JobState.DOWN, t, t, exit_status=1)))
     t = h.now()
     await h.emit(
         RouteCreated(Route("tcp", TCP, f"controller/apps/{BETA}", "beta", t, t, port=3000))
@@ -89,11 +90,21 @@ async def build(h: History) -> None:
     await h.emit(ResourceCreated(gammas, GAMMA))
     await h.emit(ResourceCreated(Resource(UNLINKED, PROVIDER, h.now(), "db3")))
     deployment = Deployment(
-        DEPLOY, ALPHA, REL2, "all-at-once", "pending", {"web": 2}, 30, h.now(), old_release_id=REL1
+        DEPLOY,
+        ALPHA,
+        REL2,
+        "all-at-once",
+        DeploymentStatus.PENDING,
+        {"web": 2},
+        30,
+        h.now(),
+        old_release_id=REL1,
     )
     await h.emit(DeploymentCreated(deployment))
-    await h.emit(DeploymentStatusChanged(ALPHA, DEPLOY, REL2, "running", "web", "up"))
-    await h.emit(DeploymentStatusChanged(ALPHA, DEPLOY, REL2, "complete"))
+    await h.emit(
+        DeploymentStatusChanged(ALPHA, DEPLOY, REL2, DeploymentStatus.RUNNING, "web", "up")
+    )
+    await h.emit(DeploymentStatusChanged(ALPHA, DEPLOY, REL2, DeploymentStatus.COMPLETE))
     await h.emit(DomainMigrated(DomainMigration(MIGRATION, "old.test", DOMAIN, h.now())))
     await h.do(UpdateApp(BETA, h.now(), meta={"owner": "ops"}))
     assert await h.do(DeleteApp(GAMMA, h.now(), (ONLY_GAMMA,)))

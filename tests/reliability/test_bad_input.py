@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from commands.errors import JSONSyntaxError, ValidationError
 from controller.app import create_app
 from controller.limits import MAX_JSON_DEPTH, decode_body
-from controller.openapi import OPERATIONS
+from controller.urls import URLS
 from eventstore.postgres import PostgresEventStore
 from service.settings import Settings
 from tests.reliability.service import AUTH, JSON, KEY
@@ -34,7 +34,7 @@ async def answer(response: Any) -> tuple[int, Any]:
     return response.status, orjson.loads(body) if is_json and body else body
 
 
-async def release_id(api: TestClient) -> str:  # type: ignore[type-arg]
+async def release_id(api: TestClient) -> str:
     artifact = await (
         await api.post("/artifacts", json={"type": "docker", "uri": "https://x/i"})
     ).json()
@@ -89,7 +89,7 @@ async def test_json_content_types_with_parameters_or_capitals_are_accepted(
     assert response.status == 200
 
 
-async def existing_objects(api: TestClient) -> dict[str, str]:  # type: ignore[type-arg]
+async def existing_objects(api: TestClient) -> dict[str, str]:
     """Path parameters naming objects that exist, so that no lookup answers first."""
     await api.post("/apps", json={"name": "ct"})
     route = await (
@@ -110,8 +110,8 @@ async def existing_objects(api: TestClient) -> dict[str, str]:  # type: ignore[t
 
 
 async def test_every_body_endpoint_checks_the_content_type(api: TestClient):
-    """Each operation with a request body (see controller/openapi.py) refuses a form body."""
-    bodies = [(method, path) for (method, path), op in OPERATIONS.items() if op.body]
+    """Each endpoint with a request body (see controller/urls.py) refuses a form body."""
+    bodies = [(url.method, url.path) for url in URLS if url.body]
     assert len(bodies) >= 15
     objects = await existing_objects(api)
     for method, path in bodies:
@@ -157,7 +157,7 @@ async def test_json_nested_deeper_than_the_limit_is_refused_and_at_the_limit_is_
             '{"artifact": "' + artifact + '", "processes": {"web": {"ports": ' + port + "}}}"
         ).encode()
 
-    artifact = (
+    artifact: str = (
         await (await api.post("/artifacts", json={"type": "docker", "uri": "https://x"})).json()
     )["id"]
     status, body = await answer(
@@ -365,13 +365,13 @@ async def test_a_nul_in_an_event_filter_is_a_400_not_a_database_error(
 async def test_garbage_bodies_leave_the_service_healthy(api: TestClient):
     """After a volley of bad bodies on every body endpoint the service is healthy."""
     garbage = [b"", b"null", b"[]", b'"x"', b"{" * 10, b"\x00\x01", b'{"a":' * 2000]
-    for (method, path), op in OPERATIONS.items():
-        if not op.body:
+    for url in URLS:
+        if not url.body:
             continue
         for raw in garbage:
             response = await api.request(
-                method, path.replace("{", "").replace("}", ""), data=raw, headers=JSON
+                url.method, url.path.replace("{", "").replace("}", ""), data=raw, headers=JSON
             )
-            assert 400 <= response.status < 500, (method, path, raw[:20])
+            assert 400 <= response.status < 500, (url.method, url.path, raw[:20])
     status, body = await answer(await api.get("/.well-known/status"))
     assert status == 200 and body["data"]["status"] == "healthy"

@@ -17,12 +17,12 @@ ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 CREDENTIALS = "Access-Control-Allow-Credentials"
 
 
-async def client_for(aiohttp_client: Any, **settings: Any) -> TestClient:  # type: ignore[type-arg]
+async def client_for(aiohttp_client: Any, **settings: Any) -> TestClient:
     app = create_app(Settings(auth_keys=(KEY,), **settings), store=InMemoryEventStore())
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 
-async def cors_of(client: TestClient, origin: str) -> list[dict[str, str]]:  # type: ignore[type-arg]
+async def cors_of(client: TestClient, origin: str) -> list[dict[str, str]]:
     """The CORS headers of a preflight, a GET and a stream's response to `origin`."""
     preflight = await client.options(
         "/apps", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}

@@ -105,7 +105,7 @@ def test_redaction_keeps_the_rest_of_the_target():
 
 async def with_access_log(
     aiohttp_client: Any, app: Any, access_log: type[AccessLogger] = AccessLogger
-) -> TestClient:  # type: ignore[type-arg]
+) -> TestClient:
     """A client of `app`, served with this access logger (TestServer takes it at start)."""
     server = TestServer(app)
     await server.start_server(access_log_class=access_log)
@@ -113,7 +113,7 @@ async def with_access_log(
 
 
 @pytest.fixture
-async def logged(aiohttp_client: Any, caplog: pytest.LogCaptureFixture) -> TestClient:  # type: ignore[type-arg]
+async def logged(aiohttp_client: Any, caplog: pytest.LogCaptureFixture) -> TestClient:
     """The service in this process, with the access log (as `serve` runs it, minus the
     search for configured keys: what is tested is the redaction of parameters)."""
     caplog.set_level(logging.INFO, logger="aiohttp.access")
@@ -121,7 +121,7 @@ async def logged(aiohttp_client: Any, caplog: pytest.LogCaptureFixture) -> TestC
     return await with_access_log(aiohttp_client, app)
 
 
-async def raw_get(client: TestClient, target: str, headers: str = "") -> bytes:  # type: ignore[type-arg]
+async def raw_get(client: TestClient, target: str, headers: str = "") -> bytes:
     """Send `GET target` as is; the status line of the answer."""
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     try:
@@ -139,7 +139,7 @@ async def raw_get(client: TestClient, target: str, headers: str = "") -> bytes: 
 )
 @given(target=targets_with_the_key())
 async def test_no_request_carrying_the_key_leaves_it_in_the_access_log(
-    logged: TestClient,  # type: ignore[type-arg]
+    logged: TestClient,
     caplog: pytest.LogCaptureFixture,
     target: str,
 ):

@@ -25,6 +25,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.core.result import Err
 
 from tests.reliability.conftest import report
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
@@ -108,6 +109,8 @@ def fuzz(
     schema = schemathesis.openapi.from_dict(doc)
     findings = Findings()
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         path = operation.path
         passes: list[tuple[GenerationMode, dict[str, str] | None]] = [

@@ -17,21 +17,24 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller import middlewares
 from controller.access_log import redact
 from controller.app import create_app
-from controller.openapi import OPEN_PATHS
+from controller.urls import URLS
 from eventstore.memory import InMemoryEventStore
 from service.settings import Settings
-from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, ROOT, LocalProvider, Service
+from tests.processes import ROOT
+from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()
+OPEN_PATHS = {url.path for url in URLS if url.open}
 TLS = ROOT / "tests" / "fixtures" / "tls"
 
 
 @pytest.fixture
-async def anonymous(aiohttp_client: Any) -> TestClient:  # type: ignore[type-arg]
+async def anonymous(aiohttp_client: AiohttpClient) -> TestClient:
     app = create_app(Settings(auth_keys=(KEY, OLD_KEY)), store=InMemoryEventStore())
     return await aiohttp_client(app)
 
@@ -40,7 +43,7 @@ def concrete(path: str) -> str:
     return re.sub(r"{[^}]+}", "x", path)
 
 
-def every_route(client: TestClient) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+def every_route(client: TestClient) -> list[tuple[str, str]]:
     """(method, path) of every route, HEAD included."""
     found = []
     for route in client.app.router.routes():
@@ -161,7 +164,7 @@ def test_keys_are_compared_in_constant_time_against_every_key(
         compared.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(middlewares.hmac, "compare_digest", compare_digest)
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)  # the module middlewares calls
     keys = (KEY, OLD_KEY, "third-key")
     assert middlewares.key_matches(candidate, keys) == (candidate in keys)
     assert [b for _, b in compared] == [k.encode() for k in keys]
@@ -244,7 +247,7 @@ class RecordingProvider(LocalProvider):
 
 
 @pytest.fixture
-async def service_client(aiohttp_client: Any) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+async def service_client(aiohttp_client: Any) -> AsyncIterator[TestClient]:
     app = create_app(Settings(auth_keys=(KEY, OLD_KEY)), store=InMemoryEventStore())
     yield await aiohttp_client(app, headers=AUTH)
 

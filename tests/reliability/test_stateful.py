@@ -52,7 +52,7 @@ class Controller(RuleBasedStateMachine):
         STATS["examples"] += 1
         self.loop = asyncio.new_event_loop()
         self.store = InMemoryEventStore()
-        self.client: TestClient | None = None  # type: ignore[type-arg]
+        self.client: TestClient | None = None
         self.apps: dict[str, dict[str, Any]] = {}  # name -> id, meta, strategy, release
         self.release_types: dict[str, tuple[str, ...]] = {}
         self.formations: dict[tuple[str, str], dict[str, int]] = {}  # (app id, release) -> counts
@@ -62,7 +62,7 @@ class Controller(RuleBasedStateMachine):
     # -- plumbing ----------------------------------------------------------------------
 
     def _start(self) -> None:
-        async def start() -> TestClient:  # type: ignore[type-arg]
+        async def start() -> TestClient:
             client = TestClient(
                 TestServer(create_app(Settings(auth_keys=(KEY,)), store=self.store))
             )

@@ -4,6 +4,7 @@ database does not answer at all, with the reason; every 503 says why and when to
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -60,7 +61,7 @@ class FailingStore(InMemoryEventStore):
         return await super().append(events, expected_last_id)
 
 
-async def timed_status(client: TestClient) -> tuple[float, int, dict[str, Any]]:  # type: ignore[type-arg]
+async def timed_status(client: TestClient) -> tuple[float, int, dict[str, Any]]:
     began = time.monotonic()
     response = await client.get("/.well-known/status", headers=AUTH)
     document = await response.json()
@@ -116,10 +117,10 @@ async def test_other_errors_do_not_ask_for_a_retry_later(aiohttp_client: Any, st
         create_app(Settings(auth_keys=(KEY,)), store=InMemoryEventStore()), headers=AUTH
     )
     await client.post("/apps", json={"name": "taken"})
-    response = {
+    requests: dict[int, Callable[[], Awaitable[aiohttp.ClientResponse]]] = {
         400: lambda: client.post("/apps", data=b"{", headers=JSON),
         404: lambda: client.get("/apps/nope"),
         409: lambda: client.post("/apps", json={"name": "taken"}),
-    }[status]
-    answer: aiohttp.ClientResponse = await response()
+    }
+    answer = await requests[status]()
     assert answer.status == status and "Retry-After" not in answer.headers

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
 from eventstore.memory import InMemoryEventStore
@@ -25,7 +26,9 @@ async def store() -> Any:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, store: InMemoryEventStore) -> TestClient:
+async def client(
+    aiohttp_client: AiohttpClient, settings: Settings, store: InMemoryEventStore
+) -> TestClient:
     return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
 
 

@@ -69,16 +69,24 @@ async def build_history(client: TestClient) -> dict[str, Any]:
     return {"app": app, "batch": batch, "temp": temp, "releases": releases, "at": at}
 
 
-async def run_cli(*args: str, dsn: str | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "LOG_LEVEL": "warning"}
+async def run_cli(
+    *args: str, dsn: str | None = None, env: dict[str, str | None] | None = None
+) -> tuple[int, str, str]:
+    """`python -m controller ARGS`: (exit status, stdout, stderr); `env` adds to the test's
+    environment (None: unset)."""
+    environment = {**os.environ, "LOG_LEVEL": "warning"}
     if dsn is not None:
-        env["DATABASE_URL"] = dsn
+        environment["DATABASE_URL"] = dsn
+    for name, value in (env or {}).items():
+        environment.pop(name, None)
+        if value is not None:
+            environment[name] = value
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "controller",
         *args,
-        env=env,
+        env=environment,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,6 +1,7 @@
 """Backup, restore into a fresh database, verify: the restored service answers as the source."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ async def answers(client: TestClient, paths: list[str]) -> list[tuple[str, int, 
 @pytest.fixture
 async def backup(
     aiohttp_client: Any, settings: Settings, make_database: Any, tmp_path: Path
-) -> tuple[Path, TestClient]:
+) -> AsyncIterator[tuple[Path, TestClient]]:
     """A source service with build_history's log, and its backup."""
     client, store = await serve(aiohttp_client, settings, await make_database())
     await build_history(client)
@@ -154,7 +155,8 @@ async def test_a_damaged_backup_is_refused_before_anything_is_written(
 async def test_the_command_line_restores_verifies_and_reports_drift(
     backup: tuple[Path, TestClient], make_database: Any
 ):
-    """restore, then verify: 0; a tampered SQL row: 1; rebuild-sql repairs it; restore again: 2."""
+    """restore, then verify: 0; a tampered SQL row: 4 (drift); rebuild-sql repairs it; restore
+    again: 1 (refused)."""
     path, _ = backup
     target = await make_database()
     code, out, err = await run_cli("replay", "restore", str(path), dsn=target)
@@ -172,11 +174,11 @@ async def test_the_command_line_restores_verifies_and_reports_drift(
     finally:
         await conn.close()
     code, out, _ = await run_cli("replay", "verify", dsn=target)
-    assert code == 1
+    assert code == 4
     assert '.meta.team: log \\"b\\" != sql \\"x\\"' in out
     code, out, err = await run_cli("replay", "rebuild-sql", dsn=target)
     assert code == 0, err
     assert '"sql_read_model_at": 22' in out
     assert (await run_cli("replay", "verify", dsn=target))[0] == 0
     code, _, err = await run_cli("replay", "restore", str(path), dsn=target)
-    assert code == 2 and "already holds 22 events" in err
+    assert code == 1 and "already holds 22 events" in err

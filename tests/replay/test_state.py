@@ -12,6 +12,7 @@ from replay.views import state_document, state_text
 async def shop_at(store: InMemoryEventStore, event_id: int) -> dict[str, Any]:
     doc = await state_document(await rebuild(store, until=event_id), "shop")
     (view,) = doc["apps"]
+    assert isinstance(view, dict)
     return view
 
 

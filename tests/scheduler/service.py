@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
 from eventstore.store import EventStore
@@ -15,7 +16,7 @@ from tests.host.machine import WEB_PY, make_artifact
 WORKER = "while true; do echo working; sleep 0.2; done"
 
 
-async def start(aiohttp_client: Any, settings: Settings, store: EventStore) -> TestClient:
+async def start(aiohttp_client: AiohttpClient, settings: Settings, store: EventStore) -> TestClient:
     return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
 
 

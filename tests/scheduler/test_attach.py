@@ -22,7 +22,7 @@ async def scheduling(client: TestClient) -> None:
     """Until the scheduler runs in the service: attached jobs need its host."""
 
     async def ready() -> bool:
-        return client.app[SCHEDULING].scheduler is not None  # type: ignore[index]
+        return client.app[SCHEDULING].scheduler is not None
 
     await until(ready)
 
@@ -31,6 +31,7 @@ async def run(client: TestClient, app: dict, **job: Any) -> Attached:
     server = client.server
     body = {"release": app["release"], **job}
     auth = AUTH_HEADERS["Authorization"]
+    assert server.port is not None
     return await Attached.open(server.host, server.port, app["id"], body, auth)
 
 

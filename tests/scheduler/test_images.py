@@ -41,7 +41,8 @@ def podman_settings(settings: Settings) -> Iterator[Settings]:
 
 
 async def image_app(client: TestClient, image: str, name: str = "shop") -> dict:
-    return await post(client, "/apps", {"name": name})
+    answer: dict = await post(client, "/apps", {"name": name})
+    return answer
 
 
 async def image_release(client: TestClient, app: dict, image: str, greeting: str) -> str:
@@ -178,6 +179,7 @@ async def test_flynn_run_attaches_to_a_container(
     server, auth = client.server, AUTH_HEADERS["Authorization"]
     job = {"release": release, "args": ["sh", "-c", 'read x; echo "$GREETING $x"; exit 5'],
            "release_env": True}  # fmt: skip
+    assert server.port is not None
     attached = await Attached.open(server.host, server.port, app["id"], job, auth)
     assert attached.status == 101
     attached.send(b"world\n")

@@ -75,7 +75,11 @@ async def test_restarts_back_off_as_they_pile_up(world: World):
         for crashes in range(1, 4):
             await eventually(lambda: len(world.jobs("up")) == 1)
             host.crash(world.jobs("up")[0].id)
-            await eventually(lambda n=crashes: len(world.jobs("crashed")) == n)
+
+            def crashed_times(n: int = crashes) -> bool:
+                return len(world.jobs("crashed")) == n
+
+            await eventually(crashed_times)
         await eventually(lambda: len(world.jobs("up")) == 1)
     crashed, third = world.jobs("crashed")[-1], world.jobs("up")[0]
     times = {

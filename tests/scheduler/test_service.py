@@ -127,7 +127,7 @@ async def test_with_scheduler_off_nothing_runs_the_formations(
     await scale(client, app, worker=2)
     await asyncio.sleep(0.3)
     assert await jobs(client, app) == [] and running(root / "host") == {}
-    assert client.app[SCHEDULING].enabled is False  # type: ignore[index]
+    assert client.app[SCHEDULING].enabled is False
 
 
 def test_scheduler_setting_defaults_to_local_from_the_environment():
@@ -174,11 +174,11 @@ async def test_one_controller_schedules_and_another_takes_over_when_it_stops(
     try:
 
         async def one_leader() -> bool:
-            leading = [c.app[SCHEDULING].leading for c in (first, second)]  # type: ignore[index]
+            leading = [c.app[SCHEDULING].leading for c in (first, second)]
             return sorted(leading) == [False, True]
 
         await until(one_leader)
-        leader, standby = (first, second) if first.app[SCHEDULING].leading else (second, first)  # type: ignore[index]
+        leader, standby = (first, second) if first.app[SCHEDULING].leading else (second, first)
         app = await released_app(leader, root, worker={"cmd": ["sh", "-c", WORKER]})
         await scale(leader, app, worker=2)
 
@@ -190,7 +190,7 @@ async def test_one_controller_schedules_and_another_takes_over_when_it_stops(
         await leader.close()
 
         async def took_over() -> bool:
-            return standby.app[SCHEDULING].leading  # type: ignore[index,no-any-return]
+            return standby.app[SCHEDULING].leading  # type: ignore[no-any-return]
 
         await until(took_over)
         await scale(standby, app, worker=3)
@@ -202,7 +202,7 @@ async def test_one_controller_schedules_and_another_takes_over_when_it_stops(
         assert ids < {j["id"] for j in await jobs(standby, app, "up")}  # the two adopted
         assert len(await jobs(standby, app)) == 3
         assert set(running(root / "host")) == {j["id"] for j in await jobs(standby, app, "up")}
-        assert standby.app[keys.HEALTH].get("scheduler", "") == ""  # type: ignore[index]
+        assert standby.app[keys.HEALTH].get("scheduler", "") == ""
     finally:
         for client in (first, second):
             await client.close()

@@ -22,7 +22,7 @@ from commands.jobs import KillJob, RunJob
 from commands.releases import CreateArtifact, CreateRelease
 from domain.objects import Job
 from eventstore.memory import InMemoryEventStore
-from host.interface import HostEvent, JobSpec
+from host.interface import AttachError, Attachment, AttachRequest, HostEvent, JobSpec
 from projections.memory import MemoryReadModel
 from scheduler import Backoff, Scheduler
 
@@ -77,6 +77,9 @@ class FakeHost:
         if self.machine.running.pop(job_id, None) is not None:
             self._queue.put_nowait(HostEvent(job_id, "exited", 143))
 
+    async def attach(self, job_id: str, request: AttachRequest) -> Attachment:
+        raise AttachError("this host runs no attached jobs")
+
     async def forget(self, job_id: str) -> None:
         self.forgotten.append(job_id)
         self.machine.ended.pop(job_id, None)
@@ -110,7 +113,10 @@ class World:
     async def setup(self) -> None:
         self.dispatcher.start()
         artifact = str(uuid.uuid4())
-        processes = {"web": {"cmd": ["serve"], "ports": [{"port": 8080}]}, "worker": {"cmd": ["w"]}}
+        processes: dict[str, dict[str, Any]] = {
+            "web": {"cmd": ["serve"], "ports": [{"port": 8080}]},
+            "worker": {"cmd": ["w"]},
+        }
         await self.do(CreateApp(self.app_id, now(), name="app"))
         await self.do(CreateArtifact(artifact, "file", "file:///nowhere", now()))
         await self.do(CreateRelease(self.release_id, now(), artifact, processes=processes))

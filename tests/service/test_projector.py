@@ -177,7 +177,8 @@ async def test_a_broken_writer_is_reported_unhealthy(
     assert (await client.post("/apps", json={"name": "unwritten"})).status == 200
 
     async def failed() -> bool:
-        return health.get(HEALTH_NAME, "").startswith("failed")
+        status: str = health.get(HEALTH_NAME, "")
+        return status.startswith("failed")
 
     await until(failed)
     response = await client.get("/.well-known/status")
