@@ -259,6 +259,11 @@ class MemoryReadModel:
         self._keep_encoded(key, obj, data)
         return data
 
+    def encoded(self, obj: Any) -> bytes | None:
+        """obj's JSON if it was encoded (or written) lately, else None; encodes nothing."""
+        cached = self._encoded.get((type(obj), getattr(obj, "id", None) or id(obj)))
+        return cached[1] if cached is not None and cached[0] is obj else None
+
     def _keep_encoded(self, key: Any, obj: object, data: bytes) -> None:
         self._encoded_bytes += len(data)
         if self._encoded_bytes > ENCODED_BYTES:

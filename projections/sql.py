@@ -31,9 +31,11 @@ from projections.sql_tables import (
     TABLES,
     UNLINK,
     UNLINK_OTHERS,
+    Encoded,
     Table,
     forget_others,
     keys,
+    none_encoded,
     statements,
     upsert,
 )
@@ -83,10 +85,12 @@ def _ref(ref: str) -> tuple[str | None, str]:
 
 
 class SqlReadModel:
-    """The read model in the `read_model` tables of the database behind `pool`."""
+    """The read model in the `read_model` tables of the database behind `pool`; a writer
+    takes each object's JSON from `encoded` when it has it (the fold's, already made)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, encoded: Encoded = none_encoded) -> None:
         self._pool = pool
+        self._encoded = encoded
 
     async def migrate(self) -> None:
         """Create or upgrade the read model's tables."""
@@ -121,7 +125,7 @@ class SqlReadModel:
                 return Written(stored)
             if changes.after > stored and not changes.complete:
                 raise ValueError(f"changes after {changes.after} leave a gap after {stored}")
-            rows = await _write(conn, changes)
+            rows = await _write(conn, changes, self._encoded)
             await conn.execute(_SET_POSITION, NAME, changes.upto)
         return Written(changes.upto, rows, changes.complete)
 
@@ -271,12 +275,12 @@ def _snapshot_row(kinds: dict[str, dict[str, JSON]], table: Table, row: Any) -> 
     kinds.setdefault(kind, {})[key] = orjson.loads(row["doc_text"])
 
 
-async def _write(conn: asyncpg.Connection, changes: Changes) -> int:
+async def _write(conn: asyncpg.Connection, changes: Changes, encoded: Encoded) -> int:
     """Write `changes` (see SqlReadModel.write); returns how many rows and links it sent."""
     rows = 0
     for kind, puts in changes.puts.items():
         table = BY_KIND[kind]
-        for statement in statements(table, puts):
+        for statement in statements(table, puts, encoded):
             await conn.execute(_UPSERTS[kind], statement)
         rows += len(puts)
         if changes.complete:

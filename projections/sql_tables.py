@@ -14,6 +14,16 @@ import orjson
 from domain.objects import JSON
 from projections.changes import KINDS, Put
 
+#: An object's JSON as bytes if the caller has it at hand (the fold keeps the JSON of the
+#: objects it served or was written), else None.
+Encoded = Callable[[Any], bytes | None]
+
+
+def none_encoded(obj: Any) -> None:
+    """No JSON at hand: every object is encoded."""
+    return None
+
+
 #: Rows written by one statement, at most ...
 WRITE_ROWS = 5_000
 #: ... and about this many bytes of their JSON (one row at least): a resync writes every
@@ -35,9 +45,12 @@ class Table:
     soft_delete: bool = False
     extra: tuple[tuple[str, str, Callable[[Any], Any]], ...] = ()  # (column, type, of object)
 
-    def item(self, put: Put) -> JSON:
-        """What the database needs to write `put` (json_to_recordset's input)."""
-        item: JSON = {"event_id": put.event_id, "doc": put.obj.to_json()}
+    def item(self, put: Put, encoded: Encoded = none_encoded) -> JSON:
+        """What the database needs to write `put` (json_to_recordset's input); its doc as
+        `encoded` gives it, if it does (not encoded again)."""
+        known = encoded(put.obj)
+        doc = put.obj.to_json() if known is None else orjson.Fragment(known)
+        item: JSON = {"event_id": put.event_id, "doc": doc}
         if self.soft_delete:
             item["deleted_at"] = put.deleted_at
             item["earlier"] = put.deleted_earlier
@@ -223,12 +236,14 @@ def forget_others(table: Table) -> str:
     )
 
 
-def statements(table: Table, puts: dict[Any, Put]) -> Iterator[str]:
+def statements(
+    table: Table, puts: dict[Any, Put], encoded: Encoded = none_encoded
+) -> Iterator[str]:
     """The JSON arrays of Table.item()s that write `puts`, WRITE_ROWS and WRITE_BYTES at most."""
     items: list[bytes] = []
     size = 0
     for put in puts.values():
-        item = orjson.dumps(table.item(put))
+        item = orjson.dumps(table.item(put, encoded))
         if items and (len(items) >= WRITE_ROWS or size + len(item) > WRITE_BYTES):
             yield "[" + b",".join(items).decode() + "]"
             items, size = [], 0

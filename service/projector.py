@@ -61,7 +61,7 @@ class SqlWriter:
         self.store = store
         self.model = model
         self.recent = recent or RecentChanges(model.last_id)
-        self.sink = SqlReadModel(store.pool)
+        self.sink = SqlReadModel(store.pool, model.encoded)
         self.leader_retry = LEADER_RETRY if leader_retry is None else leader_retry
         self.pace = PACE if pace is None else pace
         self.leading = False
