@@ -2,10 +2,11 @@
 
 Concurrent commands are taken in batches: each is decided against the state left by the
 ones before it (their events applied speculatively, then taken back), and the whole batch
-is appended at once, expecting the head the state was folded to. Another process having
-appended in between is a ConcurrencyError: catch up, and decide again while holding the
-log's write lock (so that a busy log cannot starve the batch). After success the events
-are folded for real before any caller resumes, so a caller reads its own write.
+is appended at once (one transaction: this batching is the log's group commit), expecting
+the head the state was folded to. Another process having appended in between is a
+ConcurrencyError: catch up, and decide again while holding the log's write lock (so that
+a busy log cannot starve the batch). After success the events are folded for real before
+any caller resumes, so a caller reads its own write.
 
 One command's fault never fails the others: events that break the log's limits are
 refused while deciding (that command alone gets a 400), and a batch the log refuses
@@ -213,7 +214,10 @@ class Dispatcher:
             self._settle(batch, refused(exc))
             return
         if recorded:
-            # Folded from the events decided, not decoded again from the bytes just encoded.
+            # Folded from the events decided, not decoded again from the bytes just encoded,
+            # and handed on to the model's followers: with no await since the append
+            # returned, so before the log's subscribers in this process hear of them
+            # (EventStore.subscribe), and the follower (projections.runner) skips them.
             new, decided = batch.new_events(), batch.decided_events()
             self.model.apply_records(recorded, recorded_events(decided, new, recorded))
         self._settle(batch, None, recorded)

@@ -18,7 +18,6 @@ from controller.validation import load_validators
 from eventstore.store import EventStore
 from service.deployer import deploying
 from service.event_log import event_log
-from service.projector import sql_projector
 from service.providers import provider_client
 from service.read_side import read_side
 from service.scheduling import scheduling
@@ -45,7 +44,6 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(consistency_context)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(broadcast_context)
-    app.cleanup_ctx.append(_sql_projector)
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
     setup_routes(app)
@@ -67,11 +65,6 @@ async def _read_side(app: web.Application) -> AsyncIterator[None]:
 async def _providers(app: web.Application) -> AsyncIterator[None]:
     async with provider_client(app[keys.SETTINGS].provider_timeout) as client:
         app[keys.PROVIDERS] = client
-        yield
-
-
-async def _sql_projector(app: web.Application) -> AsyncIterator[None]:
-    async with sql_projector(app[keys.STORE], app[keys.HEALTH]):
         yield
 
 

@@ -35,38 +35,7 @@ def encode(event: Event) -> NewEvent:
     )
 
 
-#: Events this process encoded, by the record the log made of each (see remember).
-_known: dict[int, tuple[RecordedEvent, Event]] = {}
-_KNOWN_MAX = 4096
-#: ... and their payloads' bytes at most: a large event's decoded form is as large again,
-#: and the projector that wants it comes within moments or not at all.
-_KNOWN_MAX_BYTES = 8 * 1024 * 1024
-_known_bytes = 0
-
-
-def remember(record: RecordedEvent, event: Event) -> None:
-    """Let decode(record) return `event`, the event `record` was encoded from.
-
-    The dispatcher remembers the events it appended (projections.memory.apply_records):
-    the SQL projector decodes the very records the dispatcher got back, shortly after,
-    which cost 2.5 % of a POST /apps. Keyed by the record's identity: an equal record
-    from elsewhere (another store, a read) is decoded as usual.
-    """
-    global _known_bytes
-    size = len(record.data)
-    if len(_known) >= _KNOWN_MAX or _known_bytes + size > _KNOWN_MAX_BYTES:
-        _known.clear()
-        _known_bytes = 0
-        if size > _KNOWN_MAX_BYTES:
-            return
-    _known[id(record)] = (record, event)
-    _known_bytes += size
-
-
 def decode(record: RecordedEvent) -> Event:
-    known = _known.get(id(record))
-    if known is not None and known[0] is record:
-        return known[1]
     cls = EVENT_TYPES.get(record.type)
     if cls is None:
         raise UnknownEventError(f"event {record.id} has an unknown type {record.type!r}")

@@ -50,8 +50,11 @@ from domain.objects import (
 from domain.states import ENDED_JOB_STATES, FINISHED_DEPLOYMENT_STATUSES, JobState
 from projections.idempotency import IdempotencyIndex
 
-_MISSING: Any = object()
+MISSING: Any = object()  # a journal entry's previous value where there was none
 Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
+#: One journaled mutation: (container, key, previous value or MISSING), and for a member of
+#: an index also (index, owner), so that a reader of the journal knows whose member it was.
+Entry = tuple[Any, ...]
 #: What a deployment counts a job report as: up, or down (ended in any way).
 _PHASES = {JobState.UP: JobState.UP} | {state: JobState.DOWN for state in ENDED_JOB_STATES}
 
@@ -109,14 +112,16 @@ class State:
     # Idempotency-Keys recorded lately (projections.idempotency); kept by the read model's
     # fold of records, not by apply: a key is in an event's meta, not in the event.
     idempotency: IdempotencyIndex = attrs.field(factory=OrderedDict)
-    # (container, key, previous value or _MISSING), newest last; None when not recording.
-    journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
+    # Entries (see Entry), newest last; None when not recording. The dispatcher takes a
+    # speculative batch back with it (rollback); the read model hands a folded batch's to
+    # projections.changes, which says what the batch changed.
+    journal: list[Entry] | None = None
 
     # -- journaled mutation ----------------------------------------------------------
 
     def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         if self.journal is not None:
-            self.journal.append((table, key, table.get(key, _MISSING)))
+            self.journal.append((table, key, table.get(key, MISSING)))
         table[key] = value
 
     def drop(self, table: dict[Any, Any], key: Any) -> None:
@@ -132,12 +137,16 @@ class State:
             members = {}
             self.put(index, owner, members)
         if member not in members:
-            self.put(members, member, None)
+            if self.journal is not None:
+                self.journal.append((members, member, MISSING, index, owner))
+            members[member] = None
 
     def unlink(self, index: Index, owner: str, member: str) -> None:
         members = index.get(owner)
-        if members is not None:
-            self.drop(members, member)
+        if members is not None and member in members:
+            if self.journal is not None:
+                self.journal.append((members, member, None, index, owner))
+            del members[member]
 
     def record(self) -> None:
         """Start recording mutations, so that rollback() can take them back."""
@@ -149,8 +158,9 @@ class State:
     def rollback(self, savepoint: int = 0) -> None:
         """Undo every mutation recorded since `savepoint` (recording goes on)."""
         journal = self.journal or []
-        for table, key, previous in reversed(journal[savepoint:]):
-            if previous is _MISSING:
+        for entry in reversed(journal[savepoint:]):
+            table, key, previous = entry[0], entry[1], entry[2]
+            if previous is MISSING:
                 table.pop(key, None)
             else:
                 table[key] = previous

@@ -9,29 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.codec import decode
-from eventstore.memory import InMemoryEventStore
 from eventstore.record import RecordedEvent
 from projections.memory import MemoryReadModel
 from projections.read_model import MemoryQueries
 from projections.state import State, apply
-from tests.projections.history import OPS, History, prelude, run_op
+from tests.projections.history import OPS, recorded
 
 FOLD_SETTINGS = settings(max_examples=60, deadline=None)
 histories = st.lists(OPS, max_size=40)
-
-
-def recorded(ops: list[tuple[Any, ...]]) -> list[RecordedEvent]:
-    """The log a history of `ops` leaves (on the in-memory store)."""
-
-    async def run() -> list[RecordedEvent]:
-        store = InMemoryEventStore()
-        async with History(store) as h:
-            await prelude(h)
-            for op in ops:
-                await run_op(h, op)
-        return [record async for record in store.read()]
-
-    return asyncio.run(run())
 
 
 def contents(state: State) -> dict[str, Any]:
