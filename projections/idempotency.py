@@ -33,15 +33,17 @@ class Idempotency:
 
     def meta(self, first: bool) -> bytes:
         """The meta of a command's first event (`first`) or of a later one."""
+        return encode_meta(self.fields(first))
+
+    def fields(self, first: bool) -> dict[str, object]:
+        """What this key puts into the meta of a command's first event, or of a later one."""
         if not first:
-            return encode_meta({"idempotency_key": self.key})
+            return {"idempotency_key": self.key}
         method, path, body_sha256 = self.request
-        return encode_meta(
-            {
-                "idempotency_key": self.key,
-                "request": {"method": method, "path": path, "body_sha256": body_sha256},
-            }
-        )
+        return {
+            "idempotency_key": self.key,
+            "request": {"method": method, "path": path, "body_sha256": body_sha256},
+        }
 
     def mark(self, events: list[NewEvent]) -> list[NewEvent]:
         """`events` (one command's) carrying this key."""

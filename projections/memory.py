@@ -24,7 +24,7 @@ from domain.events import (
 )
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
-from projections import idempotency
+from projections import causes, idempotency
 from projections.state import State, apply
 
 APPLY_BATCH = 2000
@@ -119,6 +119,7 @@ class MemoryReadModel:
                     obj = getattr(event, attribute)
                     self._keep_encoded((type(obj), obj.id), obj, record.data)
             apply(state, event, record.created_at)
+            causes.fold(state.causes, record, event)
             if record.meta is not None:
                 idempotency.fold(state.idempotency, record)
             last_id = record.id

@@ -34,6 +34,7 @@ from domain.events import (
     RouteDeleted,
     RouteUpdated,
 )
+from domain.keys import KeyCreated, KeyRevoked
 from domain.objects import Deployment, Formation
 from domain.states import FINISHED_DEPLOYMENT_STATUSES
 from projections.sql_tables import (
@@ -167,6 +168,8 @@ def fold(c: Changes, event: Event, at: datetime, event_id: int) -> None:
             c.put(ROUTES, Row(route, event_id, deleted_at=at))
         case DomainMigrated(migration=migration):
             c.put(DOMAIN_MIGRATIONS, Row(migration, event_id))
+        case KeyCreated() | KeyRevoked():
+            pass  # the service's own keys: no table (their events are in the log)
         case _:
             assert_never(event)
 
