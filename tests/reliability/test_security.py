@@ -21,10 +21,10 @@ from pytest_aiohttp import AiohttpClient
 from controller.access_log import redact
 from controller.app import create_app
 from controller.auth import Authenticator
-from domain.keys import bootstrap_name
-from projections.state import State
 from controller.urls import URLS
+from domain.keys import bootstrap_name
 from eventstore.memory import InMemoryEventStore
+from projections.state import State
 from service.settings import Settings
 from tests.processes import ROOT
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
