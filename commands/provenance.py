@@ -45,12 +45,22 @@ def mark(
         if cascade is not None:
             component, own = cascade
             cascade_doc = actor.cascaded(component).to_json()
+    # Without an Idempotency-Key every event's meta is one of (at most) two: encoded once.
+    same: dict[bool, bytes] = {}
+    if idempotency is None:
+        same[False] = encode_meta({"actor": actor_doc})
+        if cascade_doc is not None:
+            same[True] = encode_meta({"actor": cascade_doc})
     marked = []
     for n, (event, new) in enumerate(zip(events, encoded, strict=True)):
-        meta: dict[str, object] = {} if idempotency is None else idempotency.fields(n == 0)
-        if actor_doc is not None:
-            consequence = cascade_doc is not None and not isinstance(event, own)
-            meta["actor"] = cascade_doc if consequence else actor_doc
+        consequence = cascade_doc is not None and not isinstance(event, own)
+        if idempotency is None:
+            stored = same[consequence]
+        else:
+            meta: dict[str, object] = idempotency.fields(n == 0)
+            if actor_doc is not None:
+                meta["actor"] = cascade_doc if consequence else actor_doc
+            stored = encode_meta(meta)
         marked.append(
             NewEvent(
                 new.type,
@@ -60,7 +70,7 @@ def mark(
                 new.data,
                 new.op,
                 new.unique_id,
-                encode_meta(meta),
+                stored,
             )
         )
     return marked

@@ -79,4 +79,6 @@ def actor(request: web.Request, component: str | None = None) -> Actor:
 def _user_agent(request: web.Request) -> str | None:
     """The User-Agent, shortened, without what a terminal would take as a command."""
     given = request.headers.get("User-Agent", "")[:MAX_USER_AGENT]
+    if given.isprintable():  # the usual case: no copy
+        return given or None
     return "".join(c for c in given if c.isprintable()) or None

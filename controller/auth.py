@@ -28,11 +28,14 @@ _NO_TYPES: frozenset[str] = frozenset()
 class Principal:
     """A key as a request presents it: its name, scope, apps (ids; None: every app)."""
 
-    __slots__ = ("apps", "expires", "hidden_types", "key", "name", "scope", "secret_sha256")
+    __slots__ = (
+        "apps", "expires", "hidden_types", "key", "name", "rank", "scope", "secret_sha256",
+    )  # fmt: skip
 
     def __init__(self, name: str, scope: Scope, secret_sha256: str, key: Key | None) -> None:
         self.name = name
         self.scope = scope
+        self.rank = scope.rank  # read on every request: an int, not a property
         self.secret_sha256 = secret_sha256
         self.key = key  # the log's key; None for a key of AUTH_KEY
         self.apps = None if key is None or key.apps is None else frozenset(key.apps)
@@ -46,7 +49,9 @@ class Principal:
 
     def current(self, state: State) -> bool:
         """Whether the key still stands: not revoked (in the fold), not expired."""
-        if self.key is not None and state.live_keys.get(self.secret_sha256) is not self.key:
+        if self.key is None:  # a key of AUTH_KEY: it stands as long as the process
+            return True
+        if state.live_keys.get(self.secret_sha256) is not self.key:
             return False
         return self.expires is None or time.time() < self.expires
 
@@ -153,7 +158,7 @@ def refusal(principal: Principal, url: Endpoint, request: web.Request) -> str | 
     streams, when the request asks for the stream (Accept: text/event-stream).
     """
     needed = url.scope
-    if principal.scope.rank < needed.rank and not (
+    if principal.rank < url.scope_rank and not (
         principal.scope is Scope.STREAM
         and needed is Scope.READ
         and url.streams

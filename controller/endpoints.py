@@ -74,6 +74,8 @@ class Endpoint:
     streams: bool = attrs.field(init=False)
     #: Where the request names an app ("path": `{app}`, "query": `?app_id=`), if it does.
     names_app: Literal["path", "query"] | None = attrs.field(init=False)
+    #: `scope.rank`, read on every request.
+    scope_rank: int = attrs.field(init=False)
 
     @app_limit.default
     def _app_limit(self) -> AppLimit:
@@ -86,6 +88,10 @@ class Endpoint:
     @streams.default
     def _streams(self) -> bool:
         return "stream" in self.answers
+
+    @scope_rank.default
+    def _scope_rank(self) -> int:
+        return self.scope.rank
 
     @names_app.default
     def _names_app(self) -> Literal["path", "query"] | None:

@@ -74,11 +74,12 @@ def edge(
             if principal is None:
                 return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
             request[keys.PRINCIPAL] = principal
-            refused = refusal(principal, url, request)
-            if refused is not None:
-                raise ForbiddenError(refused)
-            if principal.apps is not None and url.app_limit is AppLimit.PATH:
-                handler = _path_app_limited(handler, principal)
+            if principal.rank < url.scope_rank or principal.apps is not None:
+                refused = refusal(principal, url, request)
+                if refused is not None:
+                    raise ForbiddenError(refused)
+                if principal.apps is not None and url.app_limit is AppLimit.PATH:
+                    handler = _path_app_limited(handler, principal)
             keeper = request.app[CONSISTENCY]
             return await consistently(request, handler, url.names_app, keeper)
         except NotFoundError:

@@ -61,12 +61,9 @@ class Actor:
         return doc
 
     def public_json(self) -> JSON:
-        """What event envelopes show: who and which request, not from where (the client's
-        address and user agent are for the audit view only)."""
+        """What event envelopes show (PUBLIC_FIELDS)."""
         doc = self.to_json()
-        doc.pop("address", None)
-        doc.pop("user_agent", None)
-        return doc
+        return {name: doc[name] for name in PUBLIC_FIELDS if name in doc}
 
     @classmethod
     def from_json(cls, doc: object) -> Actor | None:
@@ -94,6 +91,9 @@ _FIELDS = (
     "correlation_id",
     "user",
 )
+#: What event envelopes show of an actor: who and which request, not from where (the
+#: client's address and user agent are for the audit view only).
+PUBLIC_FIELDS = tuple(name for name in _FIELDS if name not in ("address", "user_agent"))
 _TEXT_FIELDS = (
     "key",
     "request_id",

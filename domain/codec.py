@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from domain.actors import Actor
+from domain.actors import PUBLIC_FIELDS, Actor
 from domain.events import EVENT_TYPES, Event, JobStateChanged
 from domain.timefmt import format_time
 from eventstore.record import NewEvent, RecordedEvent
@@ -107,7 +107,7 @@ def envelope(record: RecordedEvent) -> bytes:
     doc["data"] = orjson.Fragment(record.data)
     doc["created_at"] = format_time(record.created_at)
     if record.meta is not None:
-        actor = actor_of(record)
-        if actor is not None:
-            doc["meta"] = {"actor": actor.public_json()}
+        actor = decode_meta(record.meta).get("actor")
+        if isinstance(actor, dict):  # as stored: no Actor made, this runs for every event sent
+            doc["meta"] = {"actor": {k: actor[k] for k in PUBLIC_FIELDS if k in actor}}
     return orjson.dumps(doc)
