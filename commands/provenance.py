@@ -44,18 +44,16 @@ def mark(
         cascade = CASCADES.get(type(command))
         if cascade is not None:
             component, own = cascade
-            cascade_doc = actor.cascaded(component).to_json()
+            cascade_doc = actor_doc | {"component": component}  # actor.cascaded(component)
     # Without an Idempotency-Key every event's meta is one of (at most) two: encoded once.
     same: dict[bool, bytes] = {}
-    if idempotency is None:
-        same[False] = encode_meta({"actor": actor_doc})
-        if cascade_doc is not None:
-            same[True] = encode_meta({"actor": cascade_doc})
     marked = []
     for n, (event, new) in enumerate(zip(events, encoded, strict=True)):
         consequence = cascade_doc is not None and not isinstance(event, own)
         if idempotency is None:
-            stored = same[consequence]
+            stored = same.get(consequence) or same.setdefault(
+                consequence, encode_meta({"actor": cascade_doc if consequence else actor_doc})
+            )
         else:
             meta: dict[str, object] = idempotency.fields(n == 0)
             if actor_doc is not None:
