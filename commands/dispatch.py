@@ -23,7 +23,18 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
+from commands import (
+    apps,
+    deployments,
+    domains,
+    formations,
+    jobs,
+    keys,
+    provenance,
+    providers,
+    releases,
+    routes,
+)
 from commands.batch import (
     Batch,
     Decided,
@@ -39,6 +50,7 @@ from commands.batch import (
 )
 from commands.errors import DomainError, UnavailableError, ValidationError
 from commands.types import Command, Handlers, handlers
+from domain.actors import Actor
 from domain.codec import encode
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
@@ -66,6 +78,7 @@ HANDLERS = handlers(
     providers.HANDLERS,
     routes.HANDLERS,
     domains.HANDLERS,
+    keys.HANDLERS,
 )
 
 #: Commands decided and appended together, at most ...
@@ -109,17 +122,21 @@ class Dispatcher:
                 task.cancel()
 
     async def handle(
-        self, command: Command, idempotency: Idempotency | None = None
+        self,
+        command: Command,
+        idempotency: Idempotency | None = None,
+        actor: Actor | None = None,
     ) -> list[RecordedEvent]:
         """Decide and record `command`; returns the events it wrote (maybe none).
 
         With `idempotency`, a key the log holds already is not decided again: the answer is
         the events that write recorded (ConflictError if it came with another request).
+        `actor` (who or what asks) goes into the meta of every event it writes.
         """
         if type(command) not in self.handlers:
             raise TypeError(f"no decider for {type(command).__name__}")
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(Pending(command, future, idempotency))
+        self._queue.append(Pending(command, future, idempotency, actor))
         self._wake.set()
         return await future
 
@@ -182,8 +199,7 @@ class Dispatcher:
             for event in events:
                 apply(state, event, command.now)
             encoded = [encode(e) for e in events]
-            if key is not None and encoded:
-                encoded = key.mark(encoded)
+            encoded = provenance.mark(command, events, encoded, key, pending.actor)
             for new in encoded:
                 check_event(new)
         except Exception as exc:

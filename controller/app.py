@@ -8,6 +8,7 @@ from aiohttp import web
 
 from applog.store import MemoryLogStore
 from controller import keys
+from controller.auth import Authenticator
 from controller.broadcast import broadcast_context, close_streams
 from controller.consistency import consistency_context
 from controller.endpoints import ENDPOINTS
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
+    app[keys.AUTHENTICATOR] = Authenticator(settings.auth_keys)
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
@@ -48,7 +50,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
     setup_routes(app)
     # One middleware and one hook: each layer costs a coroutine per request.
-    app.middlewares.append(edge(settings, app[ENDPOINTS]))
+    app.middlewares.append(edge(settings, app[ENDPOINTS], app[keys.AUTHENTICATOR]))
     app.on_response_prepare.append(edge_headers(settings))
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from domain.actors import PUBLIC_FIELDS, Actor
 from domain.events import EVENT_TYPES, Event, JobStateChanged
 from domain.timefmt import format_time
 from eventstore.record import NewEvent, RecordedEvent
@@ -53,8 +54,17 @@ def decode_meta(meta: bytes) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {}
 
 
+def actor_of(record: RecordedEvent) -> Actor | None:
+    """Who or what caused a recorded event (None for events written before actors)."""
+    if record.meta is None:
+        return None
+    return Actor.from_json(decode_meta(record.meta).get("actor"))
+
+
 def envelope(record: RecordedEvent) -> bytes:
-    """Flynn's event JSON: id, app (omitted when none), object_type, object_id, data, created_at.
+    """Flynn's event JSON: id, app (omitted when none), object_type, object_id, data, created_at;
+    and Evenflow's `meta`, `{"actor": ...}` without the client's address and user agent,
+    when the event has an actor (Flynn's clients ignore keys they do not know).
 
     The payload is embedded from the stored bytes, never parsed and re-encoded.
     """
@@ -65,4 +75,8 @@ def envelope(record: RecordedEvent) -> bytes:
     doc["object_id"] = record.object_id
     doc["data"] = orjson.Fragment(record.data)
     doc["created_at"] = format_time(record.created_at)
+    if record.meta is not None:
+        actor = decode_meta(record.meta).get("actor")
+        if isinstance(actor, dict):  # as stored: no Actor made, this runs for every event sent
+            doc["meta"] = {"actor": {k: actor[k] for k in PUBLIC_FIELDS if k in actor}}
     return orjson.dumps(doc)

@@ -157,6 +157,12 @@ def _where(filter: EventFilter, args: list[Any]) -> str:
     if filter.object_id is not None:
         args.append(filter.object_id)
         clauses.append(f"object_id = ${len(args)}")
+    if filter.app_ids is not None:
+        args.append(sorted(a for a in filter.app_ids if _CANONICAL_UUID.fullmatch(a)))
+        clauses.append(f"app_id = ANY(${len(args)}::uuid[])")
+    if filter.hidden_types:
+        args.append(sorted(filter.hidden_types))
+        clauses.append(f"object_type <> ALL(${len(args)}::text[])")
     return "".join(f" AND {clause}" for clause in clauses)
 
 

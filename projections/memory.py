@@ -26,7 +26,7 @@ from domain.events import (
 )
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
-from projections import idempotency
+from projections import causes, idempotency
 from projections.changes import Changes, Mark, extract
 from projections.state import State, apply
 
@@ -174,6 +174,7 @@ class MemoryReadModel:
             if marks is not None and state.journal is not None:
                 marks.append((len(state.journal), record.id, record.created_at))
             apply(state, event, record.created_at)
+            causes.fold(state.causes, record, event)
             if record.meta is not None:
                 idempotency.fold(state.idempotency, record)
             last_id = record.id

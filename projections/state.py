@@ -35,6 +35,7 @@ from domain.events import (
     RouteDeleted,
     RouteUpdated,
 )
+from domain.keys import Key, KeyCreated, KeyRevoked
 from domain.objects import (
     App,
     Artifact,
@@ -48,6 +49,7 @@ from domain.objects import (
     Route,
 )
 from domain.states import ENDED_JOB_STATES, FINISHED_DEPLOYMENT_STATUSES, JobState
+from projections.causes import CauseIndex
 from projections.idempotency import IdempotencyIndex
 
 MISSING: Any = object()  # a journal entry's previous value where there was none
@@ -112,6 +114,13 @@ class State:
     # Idempotency-Keys recorded lately (projections.idempotency); kept by the read model's
     # fold of records, not by apply: a key is in an event's meta, not in the event.
     idempotency: IdempotencyIndex = attrs.field(factory=OrderedDict)
+    # API keys by name, revoked ones too (a name is never given twice) ...
+    keys: dict[str, Key] = attrs.field(factory=dict)
+    # ... and the live ones by their secret's SHA-256: how a request's key is found.
+    live_keys: dict[str, Key] = attrs.field(factory=dict)
+    # What the scheduler and the deployer act on, and its cause (projections.causes):
+    # folded from records beside apply, as the idempotency index.
+    causes: CauseIndex = attrs.field(factory=dict)
     # Entries (see Entry), newest last; None when not recording. The dispatcher takes a
     # speculative batch back with it (rollback); the read model hands a folded batch's to
     # projections.changes, which says what the batch changed.
@@ -247,8 +256,22 @@ def apply(state: State, event: Event, at: datetime) -> None:
             _drop_route(state, route.id)
         case DomainMigrated(migration=migration):
             state.put(state.domain_migrations, migration.id, migration)
+        case KeyCreated(key=key):
+            state.put(state.keys, key.name, key)
+            if key.revoked_at is None:
+                state.put(state.live_keys, key.secret_sha256, key)
+        case KeyRevoked(name=name, revoked_at=revoked_at):
+            _revoke_key(state, name, revoked_at)
         case _:
             assert_never(event)
+
+
+def _revoke_key(state: State, name: str, revoked_at: datetime) -> None:
+    key = state.keys.get(name)
+    if key is None or key.revoked_at is not None:
+        return
+    state.put(state.keys, name, attrs.evolve(key, revoked_at=revoked_at))
+    state.drop(state.live_keys, key.secret_sha256)
 
 
 def _delete_app(state: State, app_id: str, at: datetime) -> None:
