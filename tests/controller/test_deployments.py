@@ -29,6 +29,7 @@ from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
 from projections.state import State
 from service.settings import Settings
+from tests.controller.api import post
 from tests.controller.conftest import AUTH_HEADERS
 
 RECORDED = json.loads(
@@ -98,12 +99,6 @@ class FakeScheduler:
 
     def up(self, release_id: str) -> int:
         return sum(len(jobs) for (r, _), jobs in self.running.items() if r == release_id)
-
-
-async def post(client: TestClient, path: str, body: object, status: int = 200) -> Any:
-    response = await client.post(path, json=body)
-    assert response.status == status, await response.text()
-    return await response.json()
 
 
 async def released_app(

@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from domain.timefmt import format_time, parse_time
+from tests.controller.api import post
 
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
@@ -23,13 +24,6 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 def recorded_body(name: str) -> dict[str, Any]:
     answer: dict[str, Any] = json.loads(RECORDED[name]["response"]["body"])
-    return answer
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
     return answer
 
 

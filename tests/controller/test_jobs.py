@@ -7,6 +7,8 @@ from pathlib import Path
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import post
+
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
 )
@@ -17,13 +19,6 @@ HEAD_ONLY = {"uuid", "host_id"}  # HEAD's job keys beside SEED's
 
 def recorded(name: str, part: str = "response") -> dict:
     answer: dict = json.loads(RECORDED[name][part]["body"])
-    return answer
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
     return answer
 
 

@@ -5,17 +5,12 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import post
+
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
 )
 JSON_ACCEPT = {"Accept": "application/json"}
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
-    return answer
 
 
 async def artifact(client: TestClient, uri: str = "https://example.com/slug.tgz") -> dict:
