@@ -3,6 +3,7 @@
 * `pg_dsn` (session): admin DSN of `TEST_DATABASE_URL` (needs CREATEDB) if set, else of a
   throwaway local server (fsync off) started for the session.
 * `local_pg` (session): that local server itself, for tests that stop and restart it.
+* `own_pg`: a local server of one test alone, for tests that reconfigure, stop or hang it.
 * `database_url`: DSN of a fresh database cloned from the session's template, whose schema
   `tests.schema_setup.prepare_template` builds; dropped after the test.
 * `make_database`: an async factory of more such databases, for tests that need several.
@@ -45,6 +46,16 @@ def with_database(dsn: str, name: str) -> str:
     """`dsn` pointing at database `name` instead (host, user and options unchanged)."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+def own_pg() -> Iterator[LocalPG]:
+    """A local server of this test alone (it may be reconfigured, stopped, hung)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pgown-") as root,
+        LocalPG(Path(root), fast=True) as pg,
+    ):
+        yield pg
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +172,4 @@ async def make_database(
 async def database_url(make_database: Callable[[], Awaitable[str]]) -> str:
     """DSN of a fresh database for this test, with the template's schema; dropped afterwards."""
     return await make_database()
+
