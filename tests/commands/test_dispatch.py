@@ -2,7 +2,7 @@
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,6 +27,7 @@ from eventstore.store import (
 from projections.apps import all_apps, find_app
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
+from tests.backends import MakeDatabase
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -228,24 +229,15 @@ class RefusingStore(CountingStore):
         return await super().append(events, expected_last_id)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest) -> Callable[[], Awaitable[str]] | None:
-    """None for the in-memory log, else the factory of fresh Postgres databases."""
-    # Resolved here, outside the event loop: the session's Postgres fixtures are sync.
-    if request.param == "postgres":
-        return request.getfixturevalue("make_database")  # type: ignore[no-any-return]
-    return None
-
-
 @pytest.fixture
 async def refusing_store(
-    database: Callable[[], Awaitable[str]] | None,
+    log_backend: MakeDatabase | None,
 ) -> AsyncIterator[EventStore]:
     """A log that refuses the poisoned app's event: in memory, or by a CHECK in PostgreSQL."""
-    if database is None:
+    if log_backend is None:
         yield RefusingStore()
         return
-    dsn = await database()
+    dsn = await log_backend()
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f"ALTER TABLE events ADD CHECK (object_id <> '{POISON}')")

@@ -20,9 +20,9 @@ from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import Folded, MemoryReadModel
 from projections.runner import follow
+from tests.backends import MakeDatabase
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MakeDatabase = Callable[[], Awaitable[str]]
 
 
 def app_id(n: int) -> str:
@@ -47,20 +47,19 @@ class Seen:
 Stores = Callable[[], Awaitable[tuple[EventStore, EventStore]]]
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def open_stores(request: pytest.FixtureRequest) -> Stores:
+@pytest.fixture
+def open_stores(log_backend: MakeDatabase | None) -> Stores:
     """Opens this process's log and another process's, on one log."""
-    if request.param == "memory":
+    if log_backend is None:
 
         async def memory() -> tuple[EventStore, EventStore]:
             shared = InMemoryEventStore()
             return shared, shared
 
         return memory
-    make_database: MakeDatabase = request.getfixturevalue("make_database")
 
     async def postgres() -> tuple[EventStore, EventStore]:
-        dsn = await make_database()
+        dsn = await log_backend()
         return await PostgresEventStore.open(dsn), await PostgresEventStore.open(dsn)
 
     return postgres
