@@ -74,13 +74,17 @@ async def test_a_caller_reads_its_own_write_as_soon_as_handle_returns():
     await dispatcher.stop()
 
 
-class FailingStore(InMemoryEventStore):
-    """A log that is unreachable for appends."""
+class RaisingStore(InMemoryEventStore):
+    """A log whose appends raise `error` (and write nothing)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
     async def append(
         self, events: Sequence[NewEvent], expected_last_id: int | None = None
     ) -> list[RecordedEvent]:
-        raise StoreUnavailableError("connection refused")
+        raise self.error
 
 
 async def test_an_unavailable_log_fails_the_batch_and_leaves_the_state_untouched():
@@ -88,7 +92,7 @@ async def test_an_unavailable_log_fails_the_batch_and_leaves_the_state_untouched
     store = InMemoryEventStore()
     dispatcher = await started(store)
     await dispatcher.handle(CreateApp(id=app_id(1), now=T0, name="kept", meta={"a": "1"}))
-    dispatcher.store = FailingStore()
+    dispatcher.store = RaisingStore(StoreUnavailableError("connection refused"))
     results = await asyncio.gather(
         dispatcher.handle(CreateApp(id=app_id(2), now=T0, name="lost")),
         dispatcher.handle(UpdateApp(app="kept", now=T0, meta={"b": "2"})),
@@ -265,19 +269,12 @@ async def test_a_batch_the_log_refuses_is_written_again_command_by_command(
     await dispatcher.stop()
 
 
-class DoubtingStore(InMemoryEventStore):
-    """A log whose appends are sent and never answered."""
-
-    async def append(
-        self, events: Sequence[NewEvent], expected_last_id: int | None = None
-    ) -> list[RecordedEvent]:
-        raise OutcomeUnknownError("the database cannot tell: timed out")
-
-
 async def test_an_append_of_unknown_outcome_is_answered_so_and_not_folded():
     """Never "not written" when it may have been: a 503 saying the write may have landed,
     safe to retry only with an Idempotency-Key; the model folds nothing of it."""
-    dispatcher = await started(DoubtingStore())
+    dispatcher = await started(
+        RaisingStore(OutcomeUnknownError("the database cannot tell: timed out"))
+    )
     plain, keyed = await asyncio.gather(
         dispatcher.handle(CreateApp(id=app_id(1), now=T0, name="plain")),
         dispatcher.handle(CreateApp(id=app_id(2), now=T0, name="keyed"), key("k")),
