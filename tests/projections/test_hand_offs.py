@@ -3,7 +3,8 @@ follower (projections.runner.follow) the others', and the model hands every batc
 followers once, in log order, whoever folded it."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -65,6 +66,24 @@ def open_stores(log_backend: MakeDatabase | None) -> Stores:
     return postgres
 
 
+@contextlib.asynccontextmanager
+async def running(
+    mine: EventStore, theirs: EventStore, model: MemoryReadModel
+) -> AsyncIterator[Dispatcher]:
+    """This process's dispatcher and follower on `mine`; stopped, and both logs closed, after."""
+    dispatcher = Dispatcher(mine, model)
+    dispatcher.start()
+    following = asyncio.create_task(follow(mine, model))
+    try:
+        yield dispatcher
+    finally:
+        following.cancel()
+        await asyncio.wait([following])
+        await dispatcher.stop()
+        for store in {id(mine): mine, id(theirs): theirs}.values():
+            await store.close()
+
+
 async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
     open_stores: Stores,
 ):
@@ -73,10 +92,7 @@ async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
     mine, theirs = await open_stores()
     model, seen = MemoryReadModel(), Seen()
     model.add_follower(seen)
-    dispatcher = Dispatcher(mine, model)
-    dispatcher.start()
-    following = asyncio.create_task(follow(mine, model))
-    try:
+    async with running(mine, theirs, model) as dispatcher:
         creates = [dispatcher.handle(CreateApp(app_id(n), T0, f"mine-{n}")) for n in range(60)]
         others = [
             theirs.append([encode(AppCreated(App(app_id(1000 + n), f"theirs-{n}", T0, T0)))])
@@ -87,12 +103,6 @@ async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
         log = [record async for record in mine.read()]
         assert [r.id for r in seen.records] == [r.id for r in log]
         assert len(model.state.apps) == 120
-    finally:
-        following.cancel()
-        await asyncio.wait([following])
-        await dispatcher.stop()
-        for store in {id(mine): mine, id(theirs): theirs}.values():
-            await store.close()
 
 
 async def test_this_process_never_decodes_what_it_wrote(
@@ -109,10 +119,7 @@ async def test_this_process_never_decodes_what_it_wrote(
     monkeypatch.setattr(memory_module, "decode", counting)
     mine, theirs = await open_stores()
     model = MemoryReadModel()
-    dispatcher = Dispatcher(mine, model)
-    dispatcher.start()
-    following = asyncio.create_task(follow(mine, model))
-    try:
+    async with running(mine, theirs, model) as dispatcher:
         for n in range(40):  # in turns, so that both sides' news meet the follower
             await asyncio.gather(
                 dispatcher.handle(CreateApp(app_id(n), T0, f"mine-{n}")),
@@ -122,9 +129,3 @@ async def test_this_process_never_decodes_what_it_wrote(
         theirs_ids = {app_id(1000 + n) for n in range(40)}
         foreign = [r.id async for r in mine.read() if r.object_id in theirs_ids]
         assert sorted(decoded) == foreign
-    finally:
-        following.cancel()
-        await asyncio.wait([following])
-        await dispatcher.stop()
-        for store in {id(mine): mine, id(theirs): theirs}.values():
-            await store.close()
