@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from tests.controller.api import post
+from tests.controller.api import flynn_error, post
 
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
@@ -100,12 +100,9 @@ async def test_run_job_needs_a_known_app_and_a_release_with_an_artifact(client: 
     assert response.status == 404 and await response.read() == b""
     response = await client.post("/apps/app/jobs", json={"release": bare["id"]})
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "release has no artifact to run",
-        "detail": {"field": "release"},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "release has no artifact to run", field="release"
+    )
     assert await job_events(client) == []
 
 
@@ -140,12 +137,9 @@ async def test_put_job_refuses_backwards_state_changes(client: TestClient):
     await report(client, "app", host_job(1), release=rel["id"], state="down")
     response = await report(client, "app", host_job(1), release=rel["id"], state="up")
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "state invalid job state transition: down -> up",
-        "detail": {"field": "state"},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "state invalid job state transition: down -> up", field="state"
+    )
     assert (await report(client, "app", host_job(1), release=rel["id"], state="down")).status == 200
     assert len(await job_events(client)) == 1
 
