@@ -45,13 +45,14 @@ from domain.objects import App, Artifact, Deployment, Job, Provider, Release, Re
 from domain.states import DeploymentStatus, JobState
 from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
+from eventstore.store import LogReader
 from projections.memory import collector_paused
 from replay.archive import ArchiveWriter
 from replay.fold import rebuild
 from replay.progress import Progress
 from replay.reader import verify_archive
 from replay.restore import check_database, load
-from replay.source import ArchiveSource, LogSource
+from replay.source import ArchiveSource
 from service.backup import archive_chunks
 
 
@@ -218,12 +219,12 @@ async def backup_to(store: PostgresEventStore, path: Path) -> int:
     return size
 
 
-async def fold(source: LogSource, events: int) -> None:
+async def fold(source: LogReader, events: int) -> None:
     rebuilt = await rebuild(source)
     assert rebuilt.last_event_id == events, rebuilt.last_event_id
 
 
-async def parse_only(source: LogSource, events: int) -> None:
+async def parse_only(source: LogReader, events: int) -> None:
     """The floor under a rebuild: read every event and parse its payload; fold nothing."""
     loads, count = orjson.loads, 0
     with collector_paused():  # as rebuild: the parsed payloads are not kept, though

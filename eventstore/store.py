@@ -61,7 +61,26 @@ class IdempotencyKeyTakenError(StoreError):
     nothing was written."""
 
 
-class EventStore(Protocol):
+class LogReader(Protocol):
+    """The reading half of the log: all a replay needs."""
+
+    async def last_id(self) -> int:
+        """The id of the newest event, 0 for an empty log."""
+        ...
+
+    def read(
+        self,
+        after: int = 0,
+        *,
+        until: int | None = None,
+        filter: EventFilter = ALL_EVENTS,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Events with after < id <= until, ascending, fetched page by page."""
+        ...
+
+
+class EventStore(LogReader, Protocol):
     """An append-only, totally ordered log.
 
     Ids strictly increase and id order is commit order: once a reader sees id N, every
@@ -93,22 +112,7 @@ class EventStore(Protocol):
         """
         ...
 
-    async def last_id(self) -> int:
-        """The id of the newest event, 0 for an empty log."""
-        ...
-
     async def get(self, event_id: int) -> RecordedEvent | None: ...
-
-    def read(
-        self,
-        after: int = 0,
-        *,
-        until: int | None = None,
-        filter: EventFilter = ALL_EVENTS,
-        page_size: int = PAGE_SIZE,
-    ) -> AsyncIterator[RecordedEvent]:
-        """Events with after < id <= until, ascending, fetched page by page."""
-        ...
 
     def read_backward(
         self,
@@ -197,6 +201,7 @@ __all__ = [
     "EventRefusedError",
     "EventStore",
     "IdempotencyKeyTakenError",
+    "LogReader",
     "NewEvent",
     "OutcomeUnknownError",
     "RecordedEvent",

@@ -20,10 +20,9 @@ from domain.codec import UnknownEventError, actor_of, decode
 from domain.objects import JSON
 from domain.timefmt import format_time
 from eventstore.record import EventFilter, RecordedEvent
-from eventstore.store import EventStore
+from eventstore.store import EventStore, LogReader
 from replay.history import summary, who_text
 from replay.progress import Progress
-from replay.source import LogSource
 
 #: Events looked at for one page of GET /audit at most: a page with fewer entries than asked
 #: (and a cursor) says the rest of the log is for the next pages.
@@ -68,7 +67,7 @@ def entry(record: RecordedEvent, actor: Actor | None) -> JSON:
 
 
 async def audit_entries(
-    source: LogSource, query: AuditQuery, progress: Progress | None = None
+    source: LogReader, query: AuditQuery, progress: Progress | None = None
 ) -> list[JSON]:
     """Every event of the log `query` wants, oldest first."""
     found = []

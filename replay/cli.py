@@ -24,6 +24,7 @@ import orjson
 
 from domain.objects import JSON
 from eventstore.postgres import PostgresEventStore
+from eventstore.store import LogReader
 from projections.sql import SqlReadModel
 from replay.audit import AuditQuery, audit_entries, audit_text
 from replay.exits import DRIFT, OK, CommandError
@@ -31,7 +32,7 @@ from replay.fold import rebuild
 from replay.history import app_events, find_app_id, history_text, timeline
 from replay.progress import Progress
 from replay.restore import rebuild_sql, restore
-from replay.source import ArchiveSource, LogSource
+from replay.source import ArchiveSource
 from replay.verify import MAX_LISTED, Service, verify_read_model, verify_service
 from replay.views import state_document, state_text
 
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace, hooks: Hooks) -> int:
 
 
 @contextlib.asynccontextmanager
-async def open_source(args: argparse.Namespace, dsn: str | None) -> AsyncIterator[LogSource]:
+async def open_source(args: argparse.Namespace, dsn: str | None) -> AsyncIterator[LogReader]:
     if args.from_file:
         yield ArchiveSource(args.from_file)
         return

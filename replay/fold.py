@@ -7,9 +7,9 @@ from datetime import datetime
 import attrs
 
 from eventstore.record import RecordedEvent
+from eventstore.store import LogReader
 from projections.memory import MemoryReadModel, collector_paused
 from replay.progress import Progress
-from replay.source import LogSource
 
 #: Events folded per apply_records call.
 BATCH = 2_000
@@ -28,7 +28,7 @@ class Rebuilt:
 
 
 async def rebuild(
-    source: LogSource,
+    source: LogReader,
     *,
     until: int | None = None,
     at_time: datetime | None = None,

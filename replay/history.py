@@ -30,15 +30,15 @@ from domain.ids import canonical_uuid
 from domain.keys import KeyCreated, KeyRevoked
 from domain.objects import JSON, Route
 from eventstore.record import EventFilter, RecordedEvent
+from eventstore.store import LogReader
 from replay.progress import Progress
-from replay.source import LogSource
 from replay.views import short
 
 APP_EVENTS = EventFilter(object_types=("app",))
 
 
 async def find_app_id(
-    source: LogSource, ref: str, progress: Progress | None = None
+    source: LogReader, ref: str, progress: Progress | None = None
 ) -> tuple[str, str] | None:
     """(id, name) of the app `ref` names in the whole log: an app id first (Flynn's rule for
     uuid-shaped references), else the newest app ever created with that name."""
@@ -56,7 +56,7 @@ async def find_app_id(
 
 
 async def app_events(
-    source: LogSource, app_id: str, progress: Progress | None = None
+    source: LogReader, app_id: str, progress: Progress | None = None
 ) -> list[RecordedEvent]:
     found = []
     async for record in source.read(filter=EventFilter(app_id=app_id)):

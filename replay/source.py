@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
 
 from eventstore.record import ALL_EVENTS, EventFilter, RecordedEvent
 from eventstore.store import PAGE_SIZE
 from replay.archive import Manifest
 from replay.reader import ArchiveReader, read_manifest
-
-
-class LogSource(Protocol):
-    """The reading half of an EventStore: all a replay needs."""
-
-    async def last_id(self) -> int: ...
-
-    def read(
-        self,
-        after: int = 0,
-        *,
-        until: int | None = None,
-        filter: EventFilter = ALL_EVENTS,
-        page_size: int = PAGE_SIZE,
-    ) -> AsyncIterator[RecordedEvent]: ...
 
 
 class ArchiveSource:

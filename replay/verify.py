@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 
 from domain.objects import JSON
+from eventstore.store import LogReader
 from projections.read_model import MemoryQueries, ReadModel
 from replay.exits import CommandError
 from replay.fold import rebuild
 from replay.progress import Progress
-from replay.source import LogSource
 
 #: Differences listed at most (the count is always given).
 MAX_LISTED = 50
@@ -53,7 +53,7 @@ def _brief(value: Any) -> str:
 
 
 async def verify_read_model(
-    source: LogSource, model: ReadModel, name: str = "sql", progress: Progress | None = None
+    source: LogReader, model: ReadModel, name: str = "sql", progress: Progress | None = None
 ) -> tuple[list[str], list[str]]:
     """(differences, notes) between the log's state and `model`, at the model's position."""
     progress = progress or Progress(enabled=False)
@@ -152,7 +152,7 @@ def compare_answers(
 
 
 async def verify_service(
-    source: LogSource, service: Service, progress: Progress | None = None
+    source: LogReader, service: Service, progress: Progress | None = None
 ) -> tuple[list[str], list[str]]:
     """(differences, notes) between the log's state and the service's answers.
 

@@ -3,9 +3,13 @@
 * `pg_dsn` (session): admin DSN of `TEST_DATABASE_URL` (needs CREATEDB) if set, else of a
   throwaway local server (fsync off) started for the session.
 * `local_pg` (session): that local server itself, for tests that stop and restart it.
+* `own_pg`: a local server of one test alone, for tests that reconfigure, stop or hang it.
 * `database_url`: DSN of a fresh database cloned from the session's template, whose schema
   `tests.schema_setup.prepare_template` builds; dropped after the test.
 * `make_database`: an async factory of more such databases, for tests that need several.
+* `log_backend` (memory, postgres): runs a test on each backend of the log; None for the
+  in-memory one, else `make_database` (open it with `tests.backends.open_log`).
+* `store`: a fresh, empty log of each backend, closed after the test.
 
 Without PostgreSQL these tests are skipped, unless REQUIRE_POSTGRES=1 makes them fail.
 """
@@ -25,7 +29,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from eventstore.store import EventStore
 from localpg import LocalPG, LocalPGError
+from tests.backends import MakeDatabase, open_log
 from tests.schema_setup import prepare_template
 
 _counter = itertools.count()
@@ -45,6 +51,16 @@ def with_database(dsn: str, name: str) -> str:
     """`dsn` pointing at database `name` instead (host, user and options unchanged)."""
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+def own_pg() -> Iterator[LocalPG]:
+    """A local server of this test alone (it may be reconfigured, stopped, hung)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pgown-") as root,
+        LocalPG(Path(root), fast=True) as pg,
+    ):
+        yield pg
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +177,20 @@ async def make_database(
 async def database_url(make_database: Callable[[], Awaitable[str]]) -> str:
     """DSN of a fresh database for this test, with the template's schema; dropped afterwards."""
     return await make_database()
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+def log_backend(request: pytest.FixtureRequest) -> MakeDatabase | None:
+    """None for the in-memory log, else the factory of fresh Postgres databases."""
+    # Resolved here, outside the event loop, because the session's Postgres fixtures are sync.
+    if request.param == "postgres":
+        return request.getfixturevalue("make_database")  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.fixture
+async def store(log_backend: MakeDatabase | None) -> AsyncIterator[EventStore]:
+    """A fresh, empty log of each backend, closed after the test."""
+    log = await open_log(log_backend)
+    yield log
+    await log.close()

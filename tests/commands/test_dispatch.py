@@ -2,7 +2,7 @@
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,6 +27,7 @@ from eventstore.store import (
 from projections.apps import all_apps, find_app
 from projections.idempotency import Idempotency
 from projections.memory import MemoryReadModel
+from tests.backends import MakeDatabase
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,13 +74,17 @@ async def test_a_caller_reads_its_own_write_as_soon_as_handle_returns():
     await dispatcher.stop()
 
 
-class FailingStore(InMemoryEventStore):
-    """A log that is unreachable for appends."""
+class RaisingStore(InMemoryEventStore):
+    """A log whose appends raise `error` (and write nothing)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
 
     async def append(
         self, events: Sequence[NewEvent], expected_last_id: int | None = None
     ) -> list[RecordedEvent]:
-        raise StoreUnavailableError("connection refused")
+        raise self.error
 
 
 async def test_an_unavailable_log_fails_the_batch_and_leaves_the_state_untouched():
@@ -87,7 +92,7 @@ async def test_an_unavailable_log_fails_the_batch_and_leaves_the_state_untouched
     store = InMemoryEventStore()
     dispatcher = await started(store)
     await dispatcher.handle(CreateApp(id=app_id(1), now=T0, name="kept", meta={"a": "1"}))
-    dispatcher.store = FailingStore()
+    dispatcher.store = RaisingStore(StoreUnavailableError("connection refused"))
     results = await asyncio.gather(
         dispatcher.handle(CreateApp(id=app_id(2), now=T0, name="lost")),
         dispatcher.handle(UpdateApp(app="kept", now=T0, meta={"b": "2"})),
@@ -228,24 +233,15 @@ class RefusingStore(CountingStore):
         return await super().append(events, expected_last_id)
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest) -> Callable[[], Awaitable[str]] | None:
-    """None for the in-memory log, else the factory of fresh Postgres databases."""
-    # Resolved here, outside the event loop: the session's Postgres fixtures are sync.
-    if request.param == "postgres":
-        return request.getfixturevalue("make_database")  # type: ignore[no-any-return]
-    return None
-
-
 @pytest.fixture
 async def refusing_store(
-    database: Callable[[], Awaitable[str]] | None,
+    log_backend: MakeDatabase | None,
 ) -> AsyncIterator[EventStore]:
     """A log that refuses the poisoned app's event: in memory, or by a CHECK in PostgreSQL."""
-    if database is None:
+    if log_backend is None:
         yield RefusingStore()
         return
-    dsn = await database()
+    dsn = await log_backend()
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(f"ALTER TABLE events ADD CHECK (object_id <> '{POISON}')")
@@ -273,19 +269,12 @@ async def test_a_batch_the_log_refuses_is_written_again_command_by_command(
     await dispatcher.stop()
 
 
-class DoubtingStore(InMemoryEventStore):
-    """A log whose appends are sent and never answered."""
-
-    async def append(
-        self, events: Sequence[NewEvent], expected_last_id: int | None = None
-    ) -> list[RecordedEvent]:
-        raise OutcomeUnknownError("the database cannot tell: timed out")
-
-
 async def test_an_append_of_unknown_outcome_is_answered_so_and_not_folded():
     """Never "not written" when it may have been: a 503 saying the write may have landed,
     safe to retry only with an Idempotency-Key; the model folds nothing of it."""
-    dispatcher = await started(DoubtingStore())
+    dispatcher = await started(
+        RaisingStore(OutcomeUnknownError("the database cannot tell: timed out"))
+    )
     plain, keyed = await asyncio.gather(
         dispatcher.handle(CreateApp(id=app_id(1), now=T0, name="plain")),
         dispatcher.handle(CreateApp(id=app_id(2), now=T0, name="keyed"), key("k")),

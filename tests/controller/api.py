@@ -1,4 +1,4 @@
-"""Small helpers for the API tests of providers, resources, routes and domains."""
+"""Small helpers for the API tests: reading answers, posting, creating objects."""
 
 from __future__ import annotations
 
@@ -23,6 +23,20 @@ async def ok_json(response: Any, status: int = 200) -> Any:
     """The body of a response that must have `status`."""
     assert response.status == status, await response.text()
     return await response.json()
+
+
+def flynn_error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """Flynn's error document (pkg/httphelper JSONError) for an error that is not retryable."""
+    document: dict[str, Any] = {"code": code, "message": message, "retry": False}
+    if field is not None:
+        document["detail"] = {"field": field}
+    return document
+
+
+async def post(client: TestClient, path: str, body: object, status: int = 200) -> dict[str, Any]:
+    """POST `body` as JSON to `path`; the answer, which must have `status`."""
+    answer: dict[str, Any] = await ok_json(await client.post(path, json=body), status)
+    return answer
 
 
 async def create_app(client: TestClient, name: str, **body: object) -> dict[str, Any]:

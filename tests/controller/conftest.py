@@ -1,15 +1,11 @@
 """API test fixtures: the real application on the Postgres log (and on the in-memory one)."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
-from eventstore.memory import InMemoryEventStore
-from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from service.settings import Settings
 
@@ -18,29 +14,9 @@ AUTH_HEADERS = {"Authorization": aiohttp.encode_basic_auth("", AUTH_KEY)}
 DOMAIN = "evenflow.test"
 
 
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
-def log_backend(request: pytest.FixtureRequest) -> Callable[[], Awaitable[str]] | None:
-    if request.param == "postgres":
-        return request.getfixturevalue("make_database")  # type: ignore[no-any-return]
-    return None
-
-
 @pytest.fixture
 def settings() -> Settings:
     return Settings(auth_keys=(AUTH_KEY, "second-key"), default_route_domain=DOMAIN)
-
-
-@pytest.fixture
-async def store(
-    log_backend: Callable[[], Awaitable[str]] | None,
-) -> AsyncIterator[EventStore]:
-    log: EventStore
-    if log_backend is None:
-        log = InMemoryEventStore()
-    else:
-        log = await PostgresEventStore.open(await log_backend())
-    yield log
-    await log.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import flynn_error
 from tests.controller.conftest import DOMAIN
 
 RECORDED = json.loads(
@@ -70,11 +71,7 @@ async def test_duplicate_name_is_409_object_exists(client: TestClient):
     await create(client, name="dup")
     response = await client.post("/apps", json={"name": "dup"})
     assert response.status == 409
-    assert await response.json() == {
-        "code": "object_exists",
-        "message": 'application "dup" already exists',
-        "retry": False,
-    }
+    assert await response.json() == flynn_error("object_exists", 'application "dup" already exists')
 
 
 async def test_invalid_name_gives_flynns_validation_message(client: TestClient):

@@ -20,8 +20,7 @@ from aiohttp.test_utils import TestClient
 from controller.app import create_app
 from eventstore.memory import InMemoryEventStore
 from eventstore.postgres import PostgresEventStore
-from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
-from eventstore.store import PAGE_SIZE
+from eventstore.record import NewEvent, RecordedEvent
 from replay import archive
 from replay.archive import ArchiveError
 from replay.reader import ArchiveReader, verify_archive
@@ -114,16 +113,12 @@ class GatedStore(InMemoryEventStore):
         self.go = asyncio.Event()
         self.fail_after: int | None = None
 
-    async def read(
-        self,
-        after: int = 0,
-        *,
-        until: int | None = None,
-        filter: EventFilter = ALL_EVENTS,
-        page_size: int = PAGE_SIZE,
-    ) -> AsyncIterator[RecordedEvent]:
+    def read(self, after: int = 0, **options: Any) -> AsyncIterator[RecordedEvent]:
+        return self._gated(super().read(after, **options))
+
+    async def _gated(self, records: AsyncIterator[RecordedEvent]) -> AsyncIterator[RecordedEvent]:
         n = 0
-        async for record in super().read(after, until=until, filter=filter):
+        async for record in records:
             if n == 1:
                 self.reading.set()
                 await self.go.wait()

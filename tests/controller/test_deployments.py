@@ -29,6 +29,7 @@ from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
 from projections.state import State
 from service.settings import Settings
+from tests.controller.api import flynn_error, post
 from tests.controller.conftest import AUTH_HEADERS
 
 RECORDED = json.loads(
@@ -98,12 +99,6 @@ class FakeScheduler:
 
     def up(self, release_id: str) -> int:
         return sum(len(jobs) for (r, _), jobs in self.running.items() if r == release_id)
-
-
-async def post(client: TestClient, path: str, body: object, status: int = 200) -> Any:
-    response = await client.post(path, json=body)
-    assert response.status == status, await response.text()
-    return await response.json()
 
 
 async def released_app(
@@ -214,7 +209,7 @@ async def test_a_second_deploy_while_one_runs_is_refused(client: TestClient, sto
         scheduler.silent.add(new)
         await deploy(client, app, new)
         refused = await post(client, f"/apps/{app['id']}/deploy", {"id": new}, status=400)
-        assert refused == {"code": "validation_error", "message": IN_PROGRESS, "retry": False}
+        assert refused == flynn_error("validation_error", IN_PROGRESS)
 
 
 async def test_deploy_of_an_unknown_release_is_a_validation_error(client: TestClient, store):

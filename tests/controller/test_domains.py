@@ -5,7 +5,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.controller.api import create_app, events_of, ok_json
+from tests.controller.api import create_app, events_of, flynn_error, ok_json
 from tests.controller.conftest import DOMAIN
 
 NEW = "new.test"
@@ -76,11 +76,9 @@ async def test_migrating_from_another_domain_is_a_400(client: TestClient):
     """old_domain must be the current domain (Flynn's message), and nothing is recorded."""
     response = await migrate(client, "elsewhere.test", NEW)
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": f'Can\'t migrate from "elsewhere.test" when currently using "{DOMAIN}"',
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", f'Can\'t migrate from "elsewhere.test" when currently using "{DOMAIN}"'
+    )
     assert await events_of(client, object_types="domain_migration") == []
 
 

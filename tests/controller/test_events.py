@@ -3,6 +3,8 @@
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import flynn_error
+
 JSON_ACCEPT = {"Accept": "application/json"}
 
 
@@ -64,12 +66,9 @@ async def test_invalid_integers_are_flynns_400(client: TestClient, name: str, va
     """A malformed or out-of-range integer is 400 "<name> is invalid" with the field."""
     response = await client.get("/events", params={name: value}, headers=JSON_ACCEPT)
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": f"{name} is invalid",
-        "detail": {"field": name},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", f"{name} is invalid", field=name
+    )
 
 
 async def test_unknown_app_filter_is_a_404(client: TestClient):

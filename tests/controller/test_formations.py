@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from domain.timefmt import format_time, parse_time
+from tests.controller.api import flynn_error, post
 
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
@@ -23,13 +24,6 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 def recorded_body(name: str) -> dict[str, Any]:
     answer: dict[str, Any] = json.loads(RECORDED[name]["response"]["body"])
-    return answer
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
     return answer
 
 
@@ -91,11 +85,7 @@ async def test_put_formation_checks_app_release_artifact_then_process_types(clie
         assert response.status == 404 and await response.read() == b""
     response = await put(client, "app", bare["id"], {"nope": 1})
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "release is not deployable",
-        "retry": False,
-    }
+    assert await response.json() == flynn_error("validation_error", "release is not deployable")
     rel = await release(client, uri="https://e/other")
     response = await put(client, "app", rel["id"], {"web": 1, "db": 1, "cache": 0})
     assert response.status == 400
@@ -196,11 +186,9 @@ async def test_formations_without_active_or_stream_is_a_validation_error(
     """GET /formations neither active nor streamed is Flynn's 400."""
     response = await client.get("/formations", params=params)
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "must either request a stream or only active formations",
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "must either request a stream or only active formations"
+    )
 
 
 async def test_protected_app_cannot_be_scaled_to_zero_or_lose_its_running_formation(

@@ -7,6 +7,8 @@ from pathlib import Path
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import flynn_error, post
+
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
 )
@@ -17,13 +19,6 @@ HEAD_ONLY = {"uuid", "host_id"}  # HEAD's job keys beside SEED's
 
 def recorded(name: str, part: str = "response") -> dict:
     answer: dict = json.loads(RECORDED[name][part]["body"])
-    return answer
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
     return answer
 
 
@@ -105,12 +100,9 @@ async def test_run_job_needs_a_known_app_and_a_release_with_an_artifact(client: 
     assert response.status == 404 and await response.read() == b""
     response = await client.post("/apps/app/jobs", json={"release": bare["id"]})
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "release has no artifact to run",
-        "detail": {"field": "release"},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "release has no artifact to run", field="release"
+    )
     assert await job_events(client) == []
 
 
@@ -145,12 +137,9 @@ async def test_put_job_refuses_backwards_state_changes(client: TestClient):
     await report(client, "app", host_job(1), release=rel["id"], state="down")
     response = await report(client, "app", host_job(1), release=rel["id"], state="up")
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "state invalid job state transition: down -> up",
-        "detail": {"field": "state"},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "state invalid job state transition: down -> up", field="state"
+    )
     assert (await report(client, "app", host_job(1), release=rel["id"], state="down")).status == 200
     assert len(await job_events(client)) == 1
 

@@ -11,7 +11,14 @@ from aiohttp.test_utils import TestClient
 from controller import keys
 from eventstore.store import StoreUnavailableError
 from service.settings import Settings
-from tests.controller.api import create_app, create_provider, events_of, ok_json, provision
+from tests.controller.api import (
+    create_app,
+    create_provider,
+    events_of,
+    flynn_error,
+    ok_json,
+    provision,
+)
 from tests.controller.provider_server import ProviderServer, running_provider
 
 RECORDED = json.loads(
@@ -71,7 +78,7 @@ async def test_duplicate_provider_name_or_url_is_409_object_exists(
     await ok_json(await client.post("/providers", json={"name": "pg", "url": "http://pg/db"}))
     response = await client.post("/providers", json=body)
     assert response.status == 409
-    assert await response.json() == {"code": "object_exists", "message": message, "retry": False}
+    assert await response.json() == flynn_error("object_exists", message)
     assert len(await events_of(client, object_types="provider")) == 1
 
 
@@ -134,12 +141,9 @@ async def test_provision_for_an_unknown_app_is_400_and_provisions_nothing(
     body = {"apps": ["nope"], "config": {}}
     response = await client.post("/providers/postgres/resources", json=body)
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "apps could not find app with ID nope",
-        "detail": {"field": "apps"},
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "apps could not find app with ID nope", field="apps"
+    )
     assert server.calls == []
 
 

@@ -10,7 +10,14 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from tests.controller.api import create_app, create_provider, events_of, ok_json, provision
+from tests.controller.api import (
+    create_app,
+    create_provider,
+    events_of,
+    flynn_error,
+    ok_json,
+    provision,
+)
 from tests.controller.conftest import DOMAIN
 from tests.controller.provider_server import ProviderServer, running_provider
 
@@ -66,11 +73,7 @@ async def test_a_release_is_deleted_unless_it_is_current_scaled_up_or_not_the_ap
     )
 
     current = await error_of(await client.delete(f"/apps/rd/releases/{r3['id']}"), 400)
-    assert current == {
-        "code": "validation_error",
-        "message": "cannot delete current app release",
-        "retry": False,
-    }
+    assert current == flynn_error("validation_error", "cannot delete current app release")
     scaled = await error_of(await client.delete(f"/apps/rd/releases/{r2['id']}"), 400)
     assert scaled["message"] == (
         "cannot delete a release that is scaled up (web=1): scale it to zero first"

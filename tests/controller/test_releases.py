@@ -5,17 +5,12 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
+from tests.controller.api import flynn_error, post
+
 RECORDED = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "flynn" / "controller.json").read_text()
 )
 JSON_ACCEPT = {"Accept": "application/json"}
-
-
-async def post(client: TestClient, path: str, body: object) -> dict:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    answer: dict = await response.json()
-    return answer
 
 
 async def artifact(client: TestClient, uri: str = "https://example.com/slug.tgz") -> dict:
@@ -138,11 +133,9 @@ async def test_set_app_release_to_an_unknown_release_is_flynns_400(client: TestC
         "/apps/rel2/release", json={"id": "00000000-0000-4000-8000-000000000000"}
     )
     assert response.status == 400
-    assert await response.json() == {
-        "code": "validation_error",
-        "message": "could not find release with ID 00000000-0000-4000-8000-000000000000",
-        "retry": False,
-    }
+    assert await response.json() == flynn_error(
+        "validation_error", "could not find release with ID 00000000-0000-4000-8000-000000000000"
+    )
 
 
 async def test_releases_list_and_get(client: TestClient):

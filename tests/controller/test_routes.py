@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.controller.api import create_app, events_of, ok_json
+from tests.controller.api import create_app, events_of, flynn_error, ok_json
 from tests.controller.conftest import DOMAIN
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -158,11 +158,9 @@ async def test_tcp_ports_are_allocated_from_3000_reserved_refused_and_reused(cli
         response = await client.post(
             "/apps/tcp/routes", json={"type": "tcp", "service": "s", "port": port}
         )
-        assert await error(response, 409) == {
-            "code": "conflict",
-            "message": "Port reserved for HTTP/HTTPS traffic",
-            "retry": False,
-        }
+        assert await error(response, 409) == flynn_error(
+            "conflict", "Port reserved for HTTP/HTTPS traffic"
+        )
     response = await client.post(
         "/apps/tcp/routes", json={"type": "tcp", "service": "s", "port": 3001}
     )
@@ -215,11 +213,9 @@ async def test_an_invalid_tls_pair_is_a_400(
     body: dict[str, str | None] = {"type": "http", "domain": "example.com", "service": "s"}
     body |= {"tls_cert": TLS[cert], "tls_key": TLS[key] if key else None}
     response = await client.post("/apps/badtls/routes", json=body)
-    assert await error(response, 400) == {
-        "code": "validation_error",
-        "message": f"Certificate invalid: {reason}",
-        "retry": False,
-    }
+    assert await error(response, 400) == flynn_error(
+        "validation_error", f"Certificate invalid: {reason}"
+    )
 
 
 async def test_update_route_replaces_its_fields_and_keeps_domain_and_parent(client: TestClient):

@@ -3,10 +3,7 @@ session first, so that it cannot commit later) and says so, or says that it cann
 Never "not written" for an append that commits."""
 
 import asyncio
-import tempfile
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -22,16 +19,6 @@ from tests.reliability.hang import hung
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def pg() -> AsyncIterator[LocalPG]:
-    """A server of this test alone (it is reconfigured, stopped and continued)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="pgdoubt-") as root,
-        LocalPG(Path(root), fast=True) as pg,
-    ):
-        yield pg
-
-
 @pytest.fixture(autouse=True)
 def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(postgres, "APPEND_TIMEOUT", 1.0)
@@ -42,11 +29,11 @@ async def object_ids(store: PostgresEventStore) -> list[str]:
     return [e.object_id async for e in store.read()]
 
 
-async def test_an_append_stuck_past_its_timeout_is_ended_and_answered_not_written(pg: LocalPG):
+async def test_an_append_stuck_past_its_timeout_is_ended_and_answered_not_written(own_pg: LocalPG):
     """An append waiting on a lock past APPEND_TIMEOUT: its session is ended, its rows are
     not there, so it is answered unavailable (retry), and it never lands afterwards."""
-    store = await PostgresEventStore.open(pg.dsn())
-    blocker = await asyncpg.connect(pg.dsn())
+    store = await PostgresEventStore.open(own_pg.dsn())
+    blocker = await asyncpg.connect(own_pg.dsn())
     try:
         await store.append([ev("before")])
         async with blocker.transaction():
@@ -77,10 +64,10 @@ async def no_standby(admin: asyncpg.Connection) -> None:
     await admin.close()
 
 
-async def test_an_append_committed_but_unanswered_is_answered_as_written(pg: LocalPG):
+async def test_an_append_committed_but_unanswered_is_answered_as_written(own_pg: LocalPG):
     """Committed, but the answer never came: the append returns its events, as committed."""
-    store = await PostgresEventStore.open(pg.dsn())
-    admin = await waiting_for_a_standby(pg)
+    store = await PostgresEventStore.open(own_pg.dsn())
+    admin = await waiting_for_a_standby(own_pg)
     try:
         started = time.monotonic()
         written = await store.append([ev("landed"), ev("too")])
@@ -94,15 +81,15 @@ async def test_an_append_committed_but_unanswered_is_answered_as_written(pg: Loc
         await store.close()
 
 
-async def test_an_append_after_committed_but_unanswered_is_answered_as_written(pg: LocalPG):
+async def test_an_append_after_committed_but_unanswered_is_answered_as_written(own_pg: LocalPG):
     """The same for append_after, the writer that holds the lock while it decides."""
-    store = await PostgresEventStore.open(pg.dsn())
+    store = await PostgresEventStore.open(own_pg.dsn())
     await store.append([ev("first")])
 
     def decide(seen: list[RecordedEvent]) -> list[NewEvent]:
         return [ev(f"after-{len(seen)}")]
 
-    admin = await waiting_for_a_standby(pg)
+    admin = await waiting_for_a_standby(own_pg)
     try:
         seen, written = await store.append_after(0, decide)
     finally:
@@ -116,13 +103,13 @@ async def test_an_append_after_committed_but_unanswered_is_answered_as_written(p
 
 
 @pytest.mark.faults
-async def test_an_append_to_a_hung_database_is_answered_outcome_unknown(pg: LocalPG):
+async def test_an_append_to_a_hung_database_is_answered_outcome_unknown(own_pg: LocalPG):
     """With every database process stopped, nothing can be found out: the outcome is
     unknown, rightly, for the append commits once the database continues."""
-    store = await PostgresEventStore.open(pg.dsn())
+    store = await PostgresEventStore.open(own_pg.dsn())
     try:
         await store.append([ev("before")])
-        with hung(pg), pytest.raises(OutcomeUnknownError):
+        with hung(own_pg), pytest.raises(OutcomeUnknownError):
             await store.append([ev("in-doubt")])
         deadline = time.monotonic() + 15
         while "in-doubt" not in await object_ids(store):

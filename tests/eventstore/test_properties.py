@@ -1,15 +1,13 @@
 """Hypothesis properties of the log, on both backends: appends behave like a sequential model."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore.memory import InMemoryEventStore
-from eventstore.postgres import PostgresEventStore
 from eventstore.record import RecordedEvent
 from eventstore.store import ConcurrencyError, EventStore
+from tests.backends import MakeDatabase, open_log
 from tests.eventstore.conftest import ev
 
 # Each append: the unique ids of its events (None = no key), and what it expects of the head.
@@ -28,12 +26,6 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-async def open_store(backend: Callable[[], Awaitable[str]] | None) -> EventStore:
-    if backend is None:
-        return InMemoryEventStore()
-    return await PostgresEventStore.open(await backend())
-
-
 async def read_all(store: EventStore) -> list[RecordedEvent]:
     return [e async for e in store.read()]
 
@@ -41,12 +33,12 @@ async def read_all(store: EventStore) -> list[RecordedEvent]:
 @PROPERTY_SETTINGS
 @given(ops=appends)
 def test_sequential_appends_match_the_model(
-    backend: Callable[[], Awaitable[str]] | None, ops: list[tuple[list[str | None], str]]
+    log_backend: MakeDatabase | None, ops: list[tuple[list[str | None], str]]
 ) -> None:
     """Any sequence of appends, with or without expected ids, yields the model's log."""
 
     async def run() -> None:
-        store = await open_store(backend)
+        store = await open_log(log_backend)
         try:
             model: list[tuple[str, str | None]] = []  # (object_id, unique_id) in log order
             used: set[str] = set()
@@ -85,12 +77,12 @@ def test_sequential_appends_match_the_model(
 @PROPERTY_SETTINGS
 @given(ops=appends)
 def test_concurrent_appends_form_a_sequential_history(
-    backend: Callable[[], Awaitable[str]] | None, ops: list[tuple[list[str | None], str]]
+    log_backend: MakeDatabase | None, ops: list[tuple[list[str | None], str]]
 ) -> None:
     """Appends issued all at once leave a log that some sequential order explains."""
 
     async def run() -> None:
-        store = await open_store(backend)
+        store = await open_log(log_backend)
         try:
             start = (await store.append([ev("start")]))[-1].id
             batches = [

@@ -1,4 +1,5 @@
-"""Local jobs for the host tests: a host on a test directory, job ids, specs, events."""
+"""Local jobs for the host tests: a host on a test directory, job ids, specs; the events of
+any host's jobs."""
 
 import asyncio
 import os
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from applog.store import LogQuery, MemoryLogStore
 from domain.objects import Artifact
-from host.interface import HostEvent, JobSpec
+from host.interface import Host, HostEvent, JobSpec
 from host.local import LocalHost
 
 APP = "00000000-0000-4000-8000-000000000001"
@@ -38,8 +39,10 @@ def spec(job_id: str, source: Artifact, *argv: str, ports: int = 0, **limits: in
 _early: dict[int, list[HostEvent]] = {}  # events of other jobs, seen while waiting for one
 
 
-async def next_event(host: LocalHost, job_id: str, timeout: float = 10) -> HostEvent:
-    """The host's next event about `job_id` (events of other jobs are kept for later)."""
+async def next_event(host: Host, job_id: str, timeout: float = 30) -> HostEvent:
+    """The host's next event about `job_id` (events of other jobs are kept for later).
+
+    The timeout leaves room for a container host to pull and start an image."""
     early = _early.setdefault(id(host), [])
     for event in early:
         if event.job_id == job_id:
@@ -53,7 +56,7 @@ async def next_event(host: LocalHost, job_id: str, timeout: float = 10) -> HostE
     raise AssertionError("no event")
 
 
-async def ended(host: LocalHost, job_id: str) -> HostEvent:
+async def ended(host: Host, job_id: str) -> HostEvent:
     """The job's `exited` event (an `up` before it is skipped)."""
     while (event := await next_event(host, job_id)).kind != "exited":
         pass

@@ -14,10 +14,11 @@ import pytest
 
 from applog.store import LogQuery, MemoryLogStore
 from domain.objects import Artifact
-from host.interface import AttachRequest, HostEvent, JobSpec
+from host.interface import AttachRequest, JobSpec
 from host.podman import PodmanHost
 from host.uids import DEFAULT_RANGE
 from tests.host.images import busybox_image, containers, oci_archive, podman, remove_containers
+from tests.host.local_jobs import ended, next_event
 
 APP, OTHER_APP = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
 AS_ROOT = os.geteuid() == 0
@@ -65,30 +66,6 @@ def spec(job_id: str, uri: str, *cmd: str, ports: int = 0, app: str = APP,
     process_type = "web" if ports else ""
     return JobSpec(job_id, app, "r1", process_type, (*entrypoint, *cmd), env, docker(uri), ports,
                    limits, entrypoint=entrypoint, cmd=cmd)  # fmt: skip
-
-
-_early: dict[int, list[HostEvent]] = {}  # events of other jobs, seen while waiting for one
-
-
-async def next_event(host: PodmanHost, job_id: str, timeout: float = 30) -> HostEvent:
-    """The host's next event about `job_id` (events of other jobs are kept for later)."""
-    early = _early.setdefault(id(host), [])
-    for event in early:
-        if event.job_id == job_id:
-            early.remove(event)
-            return event
-    async with asyncio.timeout(timeout):
-        async for event in host.events():
-            if event.job_id == job_id:
-                return event
-            early.append(event)
-    raise AssertionError("no event")
-
-
-async def ended(host: PodmanHost, job_id: str) -> HostEvent:
-    while (event := await next_event(host, job_id)).kind != "exited":
-        pass
-    return event
 
 
 def lines(logs: MemoryLogStore, job_id: str, app: str = APP) -> list[tuple[str, str]]:

@@ -3,7 +3,8 @@ follower (projections.runner.follow) the others', and the model hands every batc
 followers once, in log order, whoever folded it."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -20,9 +21,9 @@ from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import Folded, MemoryReadModel
 from projections.runner import follow
+from tests.backends import MakeDatabase
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-MakeDatabase = Callable[[], Awaitable[str]]
 
 
 def app_id(n: int) -> str:
@@ -47,23 +48,40 @@ class Seen:
 Stores = Callable[[], Awaitable[tuple[EventStore, EventStore]]]
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-def open_stores(request: pytest.FixtureRequest) -> Stores:
+@pytest.fixture
+def open_stores(log_backend: MakeDatabase | None) -> Stores:
     """Opens this process's log and another process's, on one log."""
-    if request.param == "memory":
+    if log_backend is None:
 
         async def memory() -> tuple[EventStore, EventStore]:
             shared = InMemoryEventStore()
             return shared, shared
 
         return memory
-    make_database: MakeDatabase = request.getfixturevalue("make_database")
 
     async def postgres() -> tuple[EventStore, EventStore]:
-        dsn = await make_database()
+        dsn = await log_backend()
         return await PostgresEventStore.open(dsn), await PostgresEventStore.open(dsn)
 
     return postgres
+
+
+@contextlib.asynccontextmanager
+async def running(
+    mine: EventStore, theirs: EventStore, model: MemoryReadModel
+) -> AsyncIterator[Dispatcher]:
+    """This process's dispatcher and follower on `mine`; stopped, and both logs closed, after."""
+    dispatcher = Dispatcher(mine, model)
+    dispatcher.start()
+    following = asyncio.create_task(follow(mine, model))
+    try:
+        yield dispatcher
+    finally:
+        following.cancel()
+        await asyncio.wait([following])
+        await dispatcher.stop()
+        for store in {id(mine): mine, id(theirs): theirs}.values():
+            await store.close()
 
 
 async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
@@ -74,10 +92,7 @@ async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
     mine, theirs = await open_stores()
     model, seen = MemoryReadModel(), Seen()
     model.add_follower(seen)
-    dispatcher = Dispatcher(mine, model)
-    dispatcher.start()
-    following = asyncio.create_task(follow(mine, model))
-    try:
+    async with running(mine, theirs, model) as dispatcher:
         creates = [dispatcher.handle(CreateApp(app_id(n), T0, f"mine-{n}")) for n in range(60)]
         others = [
             theirs.append([encode(AppCreated(App(app_id(1000 + n), f"theirs-{n}", T0, T0)))])
@@ -88,12 +103,6 @@ async def test_followers_get_every_event_once_in_log_order_whoever_folded_it(
         log = [record async for record in mine.read()]
         assert [r.id for r in seen.records] == [r.id for r in log]
         assert len(model.state.apps) == 120
-    finally:
-        following.cancel()
-        await asyncio.wait([following])
-        await dispatcher.stop()
-        for store in {id(mine): mine, id(theirs): theirs}.values():
-            await store.close()
 
 
 async def test_this_process_never_decodes_what_it_wrote(
@@ -110,10 +119,7 @@ async def test_this_process_never_decodes_what_it_wrote(
     monkeypatch.setattr(memory_module, "decode", counting)
     mine, theirs = await open_stores()
     model = MemoryReadModel()
-    dispatcher = Dispatcher(mine, model)
-    dispatcher.start()
-    following = asyncio.create_task(follow(mine, model))
-    try:
+    async with running(mine, theirs, model) as dispatcher:
         for n in range(40):  # in turns, so that both sides' news meet the follower
             await asyncio.gather(
                 dispatcher.handle(CreateApp(app_id(n), T0, f"mine-{n}")),
@@ -123,9 +129,3 @@ async def test_this_process_never_decodes_what_it_wrote(
         theirs_ids = {app_id(1000 + n) for n in range(40)}
         foreign = [r.id async for r in mine.read() if r.object_id in theirs_ids]
         assert sorted(decoded) == foreign
-    finally:
-        following.cancel()
-        await asyncio.wait([following])
-        await dispatcher.stop()
-        for store in {id(mine): mine, id(theirs): theirs}.values():
-            await store.close()

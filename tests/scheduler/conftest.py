@@ -1,6 +1,7 @@
-"""Fixtures of the scheduler tests: a directory for jobs, the settings of a scheduling service."""
+"""Fixtures of the scheduler tests: a directory for jobs, the settings of a scheduling service,
+a world of log, model and fake hosts."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from service.settings import Settings
 from tests.controller.conftest import AUTH_KEY
 from tests.host.machine import reachable_dir
+from tests.scheduler.world import World
 
 
 @pytest.fixture
@@ -25,3 +27,12 @@ def settings(root: Path) -> Settings:
         job_up_timeout=10.0, restart_backoff=(0.0, 0.3, 0.3), host_poll_interval=0.02,
         leader_retry=0.1,
     )  # fmt: skip
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    """A fresh World, closed after the test."""
+    w = World()
+    await w.setup()
+    yield w
+    await w.close()

@@ -2,9 +2,6 @@
 that made the job, and the request at the origin of the chain."""
 
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from commands.formations import PutFormation
 from commands.jobs import RunJob
@@ -14,14 +11,6 @@ from eventstore.record import RecordedEvent
 from tests.scheduler.world import FakeHost, Machine, World, eventually, now, scheduling
 
 OPS = Actor(key="ops", request_id="req-scale", address="10.0.0.1")
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    w = World()
-    await w.setup()
-    yield w
-    await w.close()
 
 
 async def records(world: World) -> list[RecordedEvent]:

@@ -6,7 +6,7 @@ import asyncio
 import os
 import tarfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,10 +16,9 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from controller.app import create_app
-from eventstore.memory import InMemoryEventStore
-from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from service.settings import Settings
+from tests.controller.api import post
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
 from tests.host.machine import make_artifact, reachable_dir
 
@@ -32,19 +31,6 @@ def root() -> Iterator[Path]:
         yield path
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(
-    request: pytest.FixtureRequest, make_database: Callable[[], Awaitable[str]]
-) -> AsyncIterator[EventStore]:
-    log: EventStore
-    if request.param == "memory":
-        log = InMemoryEventStore()
-    else:
-        log = await PostgresEventStore.open(await make_database())
-    yield log
-    await log.close()
-
-
 @pytest.fixture
 async def client(root: Path, store: EventStore, aiohttp_client: Any) -> TestClient:
     """The service scheduling on this machine, its data (and artifact root) under `root`."""
@@ -53,12 +39,6 @@ async def client(root: Path, store: EventStore, aiohttp_client: Any) -> TestClie
         host_poll_interval=0.02, leader_retry=0.1,
     )  # fmt: skip
     return await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)  # type: ignore[no-any-return]
-
-
-async def post(client: TestClient, path: str, body: object) -> Any:
-    response = await client.post(path, json=body)
-    assert response.status == 200, await response.text()
-    return await response.json()
 
 
 async def release_of(client: TestClient, uri: str, **process: Any) -> str:

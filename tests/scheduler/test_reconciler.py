@@ -1,24 +1,14 @@
 """The scheduler against an in-memory log and an in-memory host: formations in, job reports out."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import orjson
-import pytest
 
 from commands.formations import DeleteFormation
 from scheduler import Backoff
 from tests.scheduler.world import FakeHost, Machine, World, eventually, now, scheduling
 
 UP_STORY = ["pending", "starting", "up"]
-
-
-@pytest.fixture
-async def world() -> AsyncIterator[World]:
-    w = World()
-    await w.setup()
-    yield w
-    await w.close()
 
 
 async def test_scaling_up_starts_jobs_reported_pending_starting_up(world: World):

@@ -3,9 +3,7 @@ writer per database, retried while the database is away, reported when broken, a
 is left written at shutdown."""
 
 import asyncio
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
@@ -187,30 +185,18 @@ async def test_a_broken_writer_is_reported_unhealthy(
     assert "bug" in (await response.json())["data"]["problems"][HEALTH_NAME]
 
 
-@pytest.fixture
-async def own_server() -> AsyncIterator[LocalPG]:
-    """A PostgreSQL of this test's own, to stop and start."""
-    with (
-        tempfile.TemporaryDirectory(prefix="pgproj-") as root,
-        LocalPG(Path(root), fast=True) as pg,
-    ):
-        yield pg
-
-
 @pytest.mark.postgres
-async def test_the_writer_survives_a_database_restart(
-    own_server: LocalPG, processes: list[Process]
-):
+async def test_the_writer_survives_a_database_restart(own_pg: LocalPG, processes: list[Process]):
     """Stopping and starting PostgreSQL under the writer loses and repeats nothing."""
-    store = await PostgresEventStore.open(own_server.dsn())
+    store = await PostgresEventStore.open(own_pg.dsn())
     try:
         processes.append(Process(store))
         sql = SqlReadModel(store.pool)
         await append_synthetic(store, apps=20)
         await until(lambda: at_head(sql, store))
-        own_server.stop()
+        own_pg.stop()
         await asyncio.sleep(0.5)
-        own_server.start()
+        own_pg.start()
         await until(lambda: asyncio.sleep(0.05, result=store.listening))
         await append_synthetic(store, apps=20, first=20)
         await until(lambda: at_head(sql, store), timeout=40)
