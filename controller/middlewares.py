@@ -27,6 +27,7 @@ from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
 from controller.consistency import CONSISTENCY, HEADER, consistently
 from controller.cors import cors_headers, preflight
+from controller.dashboard.sessions import session_admits
 from controller.endpoints import UNROUTED, Access, Endpoint, Handler
 from controller.errors import describe, error_document, error_response
 from controller.limits import STREAM_SLOTS
@@ -158,7 +159,8 @@ class Keys:
 
     def authorized(self, request: web.Request, access: Access) -> bool:
         """Whether the request may go on: an open endpoint, or a valid key (Basic, or
-        ?key= where the endpoint takes it)."""
+        ?key= where the endpoint takes it), or else a dashboard session's cookie (which
+        may raise a 403, see controller/dashboard/sessions.py)."""
         if access is Access.OPEN:
             return True
         header = request.headers.get("Authorization", "")
@@ -168,9 +170,9 @@ class Keys:
         if not password:
             if access is Access.OPEN_WITHOUT_PASSWORD:
                 return True
-            if may_use_key_param(request, access):
-                return key_matches(request.query.get("key", ""), self._keys)
-            return False
+            if may_use_key_param(request, access) and "key" in request.query:
+                return key_matches(request.query["key"], self._keys)
+            return session_admits(request, self._keys)  # the dashboard's cookie, or nothing
         if not key_matches(password, self._keys):
             return False
         if len(self._accepted) >= self.REMEMBERED:
