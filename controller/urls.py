@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from controller import keys, openapi
+from controller.dashboard import history, pages, signin
 from controller.endpoints import ENDPOINTS, JSON, Access, Endpoint
 from controller.handlers import (
     apps,
@@ -41,6 +42,9 @@ _LIST_OR_STREAM: JSON = {
     "type": "string",
     "description": "exactly application/json for a list; else a stream",
 }
+_TIME: JSON = {"type": "string", "format": "date-time"}
+_AT: tuple[str, JSON] = ("at", _INT)
+_AT_TIME: tuple[str, JSON] = ("at_time", _TIME)
 _EMPTY = ("empty",)
 _LIST = ("list",)
 
@@ -285,6 +289,52 @@ URLS: tuple[Endpoint, ...] = (
         "Download a backup of the log (a tar)",
         access=Access.KEY_OR_PARAM,
         answers=("tar",),
+    ),
+    # -- the dashboard (not Flynn's) -----------------------------------------------------------
+    Endpoint("GET", "/", pages.index, "The dashboard", access=Access.OPEN, answers=("html",)),
+    Endpoint(
+        "GET",
+        "/dashboard/static/{name}",
+        pages.static,
+        "The dashboard's scripts and styles",
+        access=Access.OPEN,
+        answers=("file",),
+    ),
+    Endpoint(
+        "POST",
+        "/dashboard/session",
+        signin.sign_in,
+        "Sign in: the key for a session cookie (needs X-Evenflow-Dashboard: 1)",
+        body="dashboard_session",
+        access=Access.OPEN,
+        headers=(("X-Evenflow-Dashboard", {"type": "string", "enum": ["1"]}),),
+    ),
+    Endpoint("GET", "/dashboard/session", signin.whoami, "The session: scope, apps, expiry"),
+    Endpoint(
+        "DELETE", "/dashboard/session", signin.sign_out, "Sign out (the cookie)", answers=_EMPTY
+    ),
+    Endpoint(
+        "GET", "/dashboard/apps", history.apps, "Every app at a glance, newest first", answers=_LIST
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/history/state",
+        history.state,
+        "The platform (or one app) as it was after an event, or at a moment",
+        query=(_AT, _AT_TIME, ("app", {"type": "string"})),
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/history/changes",
+        history.changes,
+        "What changed between two points of the log, with the events between and their actors",
+        query=(
+            ("at_from", _INT),
+            ("at_from_time", _TIME),
+            _AT,
+            _AT_TIME,
+            ("app", {"type": "string"}),
+        ),
     ),
 )
 
