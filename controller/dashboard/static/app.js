@@ -53,7 +53,8 @@ export function appPage(root, ctx, ref) {
     const counts = s.formations[r.id] || {};
     const types = Object.keys(r.processes || {}).sort();
     if (!ctx.canAct) {
-      formationBox.replaceChildren(h("p", {}, processes(counts)));
+      const all = Object.fromEntries(types.map((t) => [t, counts[t] || 0]));
+      formationBox.replaceChildren(h("p", {}, processes(all)));
       return;
     }
     const inputs = types.map((t) => h("input", { type: "number", min: "0", max: "10000",

@@ -105,7 +105,7 @@ export function historyPage(root, ctx) {
   const show = run(async () => {
     const doc = await patient(`/dashboard/history/state?${query()}`, say);
     out.replaceChildren(h("h2", {}, `As it was after event ${doc.last_event_id} (${time(doc.last_event_at)})`),
-      doc.apps.length ? doc.apps.map(appState) : h("p", { class: "muted" }, "No apps then."));
+      ...(doc.apps.length ? doc.apps.map(appState) : [h("p", { class: "muted" }, "No apps then.")]));
   });
   const compare = run(async () => {
     const q = [query(), point(from.value, "at_from")].filter(Boolean).join("&");
