@@ -149,7 +149,7 @@ def is_own(request: web.Request) -> bool:
 
 def forbidden(message: str) -> web.HTTPForbidden:
     return web.HTTPForbidden(
-        body=error_document("forbidden", message), content_type="application/json"
+        text=error_document("forbidden", message).decode(), content_type="application/json"
     )
 
 

@@ -1,0 +1,97 @@
+"""Dashboard sessions over HTTP: the sign-in's cookie, what it authenticates, and the
+writes it refuses (cross-site, unmarked, out of scope, expired or forged)."""
+
+import time
+
+from aiohttp.test_utils import TestClient
+
+from controller.dashboard.sessions import COOKIE, HEADER, Session, issue, verify
+from tests.controller.conftest import AUTH_KEY
+
+MARK = {HEADER: "1"}
+
+
+async def signed_in(anonymous: TestClient) -> str:
+    response = await anonymous.post("/dashboard/session", json={"key": AUTH_KEY}, headers=MARK)
+    assert response.status == 200
+    return response.cookies[COOKIE].value
+
+
+async def test_signing_in_sets_an_httponly_strict_cookie_and_a_wrong_key_is_a_401(anonymous):
+    """The sign-in answers the scope and sets a HttpOnly, SameSite=Strict cookie; a wrong
+    key gets Flynn's error document, and no cookie."""
+    response = await anonymous.post("/dashboard/session", json={"key": AUTH_KEY}, headers=MARK)
+    assert (await response.json())["scope"] == "admin"
+    header = response.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Strict" in header and AUTH_KEY not in header
+    wrong = await anonymous.post("/dashboard/session", json={"key": "nope"}, headers=MARK)
+    assert wrong.status == 401 and (await wrong.json())["code"] == "unauthorized"
+    assert COOKIE not in wrong.cookies
+
+
+async def test_a_sign_in_without_the_dashboards_header_is_refused(anonymous):
+    """Another site's form cannot sign a browser in: the header is required."""
+    response = await anonymous.post("/dashboard/session", json={"key": AUTH_KEY})
+    assert response.status == 403 and (await response.json())["code"] == "forbidden"
+
+
+async def test_the_cookie_authenticates_reads_and_marked_writes_only(anonymous):
+    """With the cookie alone a read passes; a write needs the header and this origin."""
+    await signed_in(anonymous)
+    assert (await anonymous.get("/apps")).status == 200
+    assert (await anonymous.post("/apps", json={"name": "unmarked"})).status == 403
+    foreign = {**MARK, "Origin": "https://elsewhere.example"}
+    assert (await anonymous.post("/apps", json={"name": "foreign"}, headers=foreign)).status == 403
+    made = await anonymous.post("/apps", json={"name": "marked"}, headers=MARK)
+    assert made.status == 200 and (await made.json())["name"] == "marked"
+    names = [app["name"] for app in await (await anonymous.get("/apps")).json()]
+    assert names == ["marked"]
+
+
+async def test_signing_out_ends_the_cookie(anonymous):
+    """After DELETE /dashboard/session the browser holds no session: reads are a 401."""
+    await signed_in(anonymous)
+    assert (await anonymous.delete("/dashboard/session", headers=MARK)).status == 200
+    assert (await anonymous.get("/apps")).status == 401
+
+
+async def test_expired_forged_and_foreign_tokens_are_refused(anonymous):
+    """A token past its expiry, one with its payload changed, and one signed with another
+    key authenticate nothing."""
+    now = int(time.time())
+    expired = issue(Session("a", now - 1), AUTH_KEY)
+    valid = issue(Session("b", now + 60, "read"), AUTH_KEY)
+    forged = valid.replace(
+        valid.split(".")[1], issue(Session("b", now + 60), AUTH_KEY).split(".")[1]
+    )
+    foreign = issue(Session("c", now + 60), "another-key")
+    for token in (expired, forged, foreign, "v1.garbage", ""):
+        anonymous.session.cookie_jar.update_cookies({COOKIE: token})
+        assert (await anonymous.get("/apps")).status == 401, token
+    assert verify(valid, (AUTH_KEY,)) == Session("b", now + 60, "read")
+
+
+async def test_a_read_session_reads_and_may_not_write(anonymous):
+    """A `read` session's GETs pass and its writes are a 403, header or not."""
+    token = issue(Session("r", int(time.time()) + 60, "read"), AUTH_KEY)
+    anonymous.session.cookie_jar.update_cookies({COOKIE: token})
+    assert (await (await anonymous.get("/dashboard/session")).json())["scope"] == "read"
+    assert (await anonymous.get("/apps")).status == 200
+    refused = await anonymous.post("/apps", json={"name": "nope"}, headers=MARK)
+    assert refused.status == 403 and "read" in (await refused.json())["message"]
+
+
+async def test_the_page_and_its_files_are_served_without_a_key_and_nothing_else(anonymous):
+    """/ and the package's files are open, with a CSP forbidding framing; any other name is
+    a 404, never a path on the host."""
+    page = await anonymous.get("/")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    script = await anonymous.get("/dashboard/static/main.js")
+    assert script.status == 200 and script.content_type == "text/javascript"
+    again = await anonymous.get(
+        "/dashboard/static/main.js", headers={"If-None-Match": script.headers["ETag"]}
+    )
+    assert again.status == 304
+    for name in ("..%2f..%2fpyproject.toml", "sessions.py", "missing.js", "x%2fmain.js"):
+        assert (await anonymous.get(f"/dashboard/static/{name}")).status == 404, name
