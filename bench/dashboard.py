@@ -54,7 +54,10 @@ async def apps_page(browser: Any, url: str) -> float:
     """Milliseconds from navigation until the apps page shows every app."""
     page = await _page(browser, url)
     await page.goto(url + "/#/")
-    await page.wait_for_function(f"document.querySelectorAll('tr[data-app]').length >= {APPS}")
+    # Functions, not expressions: the page's CSP forbids the eval an expression needs.
+    await page.wait_for_function(
+        "n => document.querySelectorAll('tr[data-app]').length >= n", arg=APPS
+    )
     ready = float(await page.evaluate("window.evenflow.appsReady"))
     await page.context.close()
     return ready
@@ -68,7 +71,7 @@ async def feed(
     await store.append([encode(AppCreated(app))])
     page = await _page(browser, url)
     await page.goto(url + "/#/feed")
-    await page.wait_for_function("window.evenflow.feedLastId > 0")
+    await page.wait_for_function("() => window.evenflow.feedLastId > 0")
     start = float(await page.evaluate("window.evenflow.feedRendered"))
     appended, began = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - began) < seconds:
@@ -78,7 +81,9 @@ async def feed(
         appended += BATCH
         await asyncio.sleep(max(0.0, appended / RATE - (time.perf_counter() - began)))
     written = time.perf_counter()
-    await page.wait_for_function(f"window.evenflow.feedLastId >= {last}", timeout=60_000)
+    await page.wait_for_function(
+        "last => window.evenflow.feedLastId >= last", arg=last, timeout=60_000
+    )
     lag = time.perf_counter() - written
     rendered = float(await page.evaluate("window.evenflow.feedRendered")) - start
     await page.context.close()
