@@ -1,12 +1,14 @@
 """Dashboard sessions: a key exchanged for a signed, expiring token held in a cookie.
 
-A session is a token, `v1.<payload>.<mac>`: its payload (a random id, the expiry, the
-scope) signed with HMAC-SHA256 under a secret derived from the key that signed in. Any
-worker or node holding the same keys verifies it, with no shared memory and nothing
+A session is a token, `v1.<payload>.<mac>`: its payload (a random id, the expiry, the name
+of the key that signed in, never its secret, and that key's scope) signed with HMAC-SHA256
+under a secret derived from the service's own keys (AUTH_KEY's first; any of them verifies,
+so a new key put first keeps the sessions signed under the old one until it is removed).
+Any worker or node holding the same keys verifies it, with no shared memory and nothing
 written to the log (a sign-in is no change of the platform, and a session in the log
-would sit in every backup). Removing a key from AUTH_KEY ends its sessions at once; a
-session cannot be revoked alone, so it expires (SESSION_SECONDS) and signing out deletes
-the browser's cookie.
+would sit in every backup). Each request checks that the key the session names still
+stands, so removing a key ends its sessions at once; a session cannot be revoked alone,
+so it expires (SESSION_SECONDS) and signing out deletes the browser's cookie.
 
 The cookie is HttpOnly (no script reads it), SameSite=Strict (no other site's page makes
 the browser send it) and Secure over HTTPS. Besides, a request authenticated by the cookie
@@ -51,11 +53,13 @@ class Session:
 
     sid: str
     expires: int  # Unix time
+    key: str  # the name of the key that signed in
     scope: Scope = "admin"
     apps: tuple[str, ...] | None = None  # the apps an app-limited key sees; None: all
 
     def to_json(self) -> dict[str, object]:
         return {
+            "key": self.key,
             "scope": self.scope,
             "apps": None if self.apps is None else list(self.apps),
             "expires_at": self.expires,
@@ -63,20 +67,30 @@ class Session:
 
 
 SESSION = web.RequestKey("dashboard_session", Session)
+#: What a key is to a session: its name, its scope, its apps (None: all).
+KeyGrant = tuple[str, Scope, tuple[str, ...] | None]
 
 
-def scope_of_key(key: str) -> tuple[Scope, tuple[str, ...] | None]:
-    """What a valid key may do, and on which apps: every key may do anything today.
+def key_name(key: str) -> str:
+    """The name of a key of AUTH_KEY: `auth_key:` and the first 8 hex digits of its SHA-256
+    (what the key shows in events and audits, never the key)."""
+    return "auth_key:" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
-    The one place scoped keys (issue 16) decide what a session may do.
+
+def standing(session: Session, auth_keys: tuple[str, ...]) -> Session | None:
+    """The session if the key it names still stands (with what that key may do now), else
+    None: today, if that key is still one of AUTH_KEY.
+
+    With signin.describe_key, the one place scoped keys decide what a session may do.
     """
-    return "admin", None
+    names = [key_name(key) for key in auth_keys]
+    return session if session.key in names else None
 
 
-def new_session(key: str, now: float | None = None) -> Session:
-    scope, apps = scope_of_key(key)
+def new_session(grant: KeyGrant, now: float | None = None) -> Session:
+    name, scope, apps = grant
     expires = int(now if now is not None else time.time()) + SESSION_SECONDS
-    return Session(secrets.token_hex(16), expires, scope, apps)
+    return Session(secrets.token_hex(16), expires, name, scope, apps)
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,8 +112,9 @@ def _mac(key: str, payload: str) -> bytes:
 
 
 def issue(session: Session, key: str) -> str:
-    """The token of `session`, signed for `key`."""
-    doc = {"sid": session.sid, "exp": session.expires, "scope": session.scope}
+    """The token of `session`, signed under `key` (the service's: see the module)."""
+    doc = {"sid": session.sid, "exp": session.expires, "key": session.key}
+    doc["scope"] = session.scope
     if session.apps is not None:
         doc["apps"] = list(session.apps)
     payload = _b64(orjson.dumps(doc))
@@ -122,13 +137,15 @@ def verify(token: str, auth_keys: tuple[str, ...], now: float | None = None) -> 
     if not any(results) or not isinstance(doc, dict):
         return None
     expires, scope, apps = doc.get("exp"), doc.get("scope"), doc.get("apps")
-    if not isinstance(expires, int) or scope not in SCOPES or not isinstance(doc.get("sid"), str):
+    if not isinstance(expires, int) or scope not in SCOPES:
+        return None
+    if not isinstance(doc.get("sid"), str) or not isinstance(doc.get("key"), str):
         return None
     if expires <= (now if now is not None else time.time()):
         return None
     if apps is not None and not (isinstance(apps, list) and all(isinstance(a, str) for a in apps)):
         return None
-    return Session(doc["sid"], expires, scope, None if apps is None else tuple(apps))
+    return Session(doc["sid"], expires, doc["key"], scope, None if apps is None else tuple(apps))
 
 
 def permits(session: Session, request: web.Request) -> bool:
@@ -174,6 +191,7 @@ def session_admits(request: web.Request, auth_keys: tuple[str, ...]) -> bool:
     if not token:
         return False
     session = verify(token, auth_keys)
+    session = None if session is None else standing(session, auth_keys)
     if session is None:
         return False
     check_write(request)

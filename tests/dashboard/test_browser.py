@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from controller.dashboard.sessions import COOKIE, Session, issue
+from controller.dashboard.sessions import COOKIE, Session, issue, key_name
 from tests.dashboard.actors import app_updated, append_as, release_set
 from tests.dashboard.browser import KEY, Service, call, position, screenshot
 from tests.dashboard.conftest import sign_in
@@ -142,7 +142,7 @@ async def test_a_read_only_session_has_no_actions_and_its_forged_write_is_refuse
     without that header."""
     await app_with_release(http, service, "readonly", {})
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    read = issue(Session("s1", int(time.time()) + 600, "read"), KEY)
+    read = issue(Session("s1", int(time.time()) + 600, key_name(KEY), "read"), KEY)
     await context.add_cookies([{"name": COOKIE, "value": read, "url": service.url}])
     page = await context.new_page()
     await page.goto(service.url + "/#/")

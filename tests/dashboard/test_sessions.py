@@ -5,10 +5,11 @@ import time
 
 from aiohttp.test_utils import TestClient
 
-from controller.dashboard.sessions import COOKIE, HEADER, Session, issue, verify
+from controller.dashboard.sessions import COOKIE, HEADER, Session, issue, key_name, verify
 from tests.controller.conftest import AUTH_KEY
 
 MARK = {HEADER: "1"}
+NAME = key_name(AUTH_KEY)
 
 
 async def signed_in(anonymous: TestClient) -> str:
@@ -21,7 +22,8 @@ async def test_signing_in_sets_an_httponly_strict_cookie_and_a_wrong_key_is_a_40
     """The sign-in answers the scope and sets a HttpOnly, SameSite=Strict cookie; a wrong
     key gets Flynn's error document, and no cookie."""
     response = await anonymous.post("/dashboard/session", json={"key": AUTH_KEY}, headers=MARK)
-    assert (await response.json())["scope"] == "admin"
+    answer = await response.json()
+    assert answer["scope"] == "admin" and answer["key"] == NAME and AUTH_KEY not in str(answer)
     header = response.headers["Set-Cookie"]
     assert "HttpOnly" in header and "SameSite=Strict" in header and AUTH_KEY not in header
     wrong = await anonymous.post("/dashboard/session", json={"key": "nope"}, headers=MARK)
@@ -59,21 +61,34 @@ async def test_expired_forged_and_foreign_tokens_are_refused(anonymous):
     """A token past its expiry, one with its payload changed, and one signed with another
     key authenticate nothing."""
     now = int(time.time())
-    expired = issue(Session("a", now - 1), AUTH_KEY)
-    valid = issue(Session("b", now + 60, "read"), AUTH_KEY)
+    expired = issue(Session("a", now - 1, NAME), AUTH_KEY)
+    valid = issue(Session("b", now + 60, NAME, "read"), AUTH_KEY)
     forged = valid.replace(
-        valid.split(".")[1], issue(Session("b", now + 60), AUTH_KEY).split(".")[1]
+        valid.split(".")[1], issue(Session("b", now + 60, NAME), AUTH_KEY).split(".")[1]
     )
-    foreign = issue(Session("c", now + 60), "another-key")
+    foreign = issue(Session("c", now + 60, NAME), "another-key")
     for token in (expired, forged, foreign, "v1.garbage", ""):
         anonymous.session.cookie_jar.update_cookies({COOKIE: token})
         assert (await anonymous.get("/apps")).status == 401, token
-    assert verify(valid, (AUTH_KEY,)) == Session("b", now + 60, "read")
+    assert verify(valid, (AUTH_KEY,)) == Session("b", now + 60, NAME, "read")
+
+
+async def test_a_session_ends_when_its_key_is_no_longer_the_services(anonymous):
+    """A well-signed session of a key since removed from AUTH_KEY authenticates nothing,
+    while one of a key still there does."""
+    now = int(time.time())
+    gone = issue(Session("g", now + 60, key_name("a-removed-key")), AUTH_KEY)
+    anonymous.session.cookie_jar.update_cookies({COOKIE: gone})
+    assert (await anonymous.get("/apps")).status == 401
+    anonymous.session.cookie_jar.update_cookies(
+        {COOKIE: issue(Session("s", now + 60, NAME), AUTH_KEY)}
+    )
+    assert (await anonymous.get("/apps")).status == 200
 
 
 async def test_a_read_session_reads_and_may_not_write(anonymous):
     """A `read` session's GETs pass and its writes are a 403, header or not."""
-    token = issue(Session("r", int(time.time()) + 60, "read"), AUTH_KEY)
+    token = issue(Session("r", int(time.time()) + 60, NAME, "read"), AUTH_KEY)
     anonymous.session.cookie_jar.update_cookies({COOKIE: token})
     assert (await (await anonymous.get("/dashboard/session")).json())["scope"] == "read"
     assert (await anonymous.get("/apps")).status == 200

@@ -66,7 +66,7 @@ async function start() {
   const { doc, position } = await api("/dashboard/session");
   ctx.session = doc;
   ctx.canAct = doc.scope === "admin" || doc.scope === "deploy";
-  document.getElementById("scope").textContent = `${doc.scope} key`;
+  document.getElementById("scope").textContent = doc.key ? `${doc.key} (${doc.scope})` : `${doc.scope} key`;
   document.getElementById("nav").hidden = false;
   document.getElementById("sign-out").hidden = false;
   if (ctx.stream) ctx.stream.stop();
