@@ -21,6 +21,9 @@ JSON = dict[str, Any]
 #: Events listed at most between two points (the differences cover them all).
 MAX_EVENTS = 1_000
 
+#: What of an actor is not shown here: where the request came from is the audit's to show.
+PRIVATE_ACTOR_FIELDS = ("address", "user_agent")
+
 #: Which kinds of events change which part of an app (Flynn's object types).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "release": ("app_release", "release", "release_deletion"),
@@ -33,10 +36,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 
 
 def actor(record: RecordedEvent) -> Any:
-    """Who caused the event, as its write recorded it (`meta.actor`), else None."""
+    """Who caused the event, as its write recorded it (`meta.actor`, without the client's
+    address and user agent), else None."""
     if record.meta is None:
         return None
-    return decode_meta(record.meta).get("actor")
+    recorded = decode_meta(record.meta).get("actor")
+    if not isinstance(recorded, dict):
+        return recorded
+    return {k: v for k, v in recorded.items() if k not in PRIVATE_ACTOR_FIELDS}
 
 
 def point(rebuilt: Rebuilt) -> JSON:

@@ -47,7 +47,7 @@ async def test_the_state_at_a_point_is_the_app_as_it_was_then(client: TestClient
 
 async def test_changes_list_env_before_and_after_and_who_made_them(client: TestClient):
     """Between two points: the env's old and new values, and the event that changed it
-    with the actor its meta recorded."""
+    with the actor its meta recorded (not where the request came from)."""
     app = await create_app(client, "changed")
     first = await release(client, {"GREETING": "hello", "GONE": "x"})
     await client.put(f"/apps/{app['id']}/release", json={"id": first["id"]})
@@ -55,9 +55,10 @@ async def test_changes_list_env_before_and_after_and_who_made_them(client: TestC
     second = await release(client, {"GREETING": "bonjour"})
     event = AppReleaseSet(app["id"], Release.from_json(second), Release.from_json(first))
     actor = {"key": "alice", "request_id": "r1"}
+    private = {"address": "192.0.2.7", "user_agent": "curl"}
     store = client.app[keys.STORE]
     [recorded] = await store.append(
-        [attrs.evolve(encode(event), meta=encode_meta({"actor": actor}))]
+        [attrs.evolve(encode(event), meta=encode_meta({"actor": actor | private}))]
     )
     await client.app[keys.READ_MODEL].catch_up(store)
     doc = await ok_json(
