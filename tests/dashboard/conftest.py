@@ -1,5 +1,6 @@
 """Fixtures of the dashboard's browser tests: a served service, a browser, a signed-in page."""
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     if not have_browser():
+        if os.environ.get("REQUIRE_BROWSER") == "1":  # CI: they must run
+            pytest.fail("chromium and playwright are required (REQUIRE_BROWSER=1)")
         pytest.skip("the browser tests need chromium and playwright (make test installs them)")
     from playwright.async_api import async_playwright
 
