@@ -32,8 +32,8 @@ def describe_key(key: str, auth_keys: tuple[str, ...]) -> KeyGrant | None:
 
 
 async def sign_in(request: web.Request) -> web.Response:
-    check_write(request)  # no other site signs a browser in either
     key = (await read_json(request))["key"]
+    check_write(request)  # no other site signs a browser in either
     auth_keys = request.app[keys.SETTINGS].auth_keys
     grant = describe_key(key, auth_keys)
     if grant is None:
