@@ -160,8 +160,10 @@ def permits(session: Session, request: web.Request) -> bool:
 
 
 def is_own(request: web.Request) -> bool:
-    """The dashboard's own pages and session, which any signed-in browser may read."""
-    return request.path == "/" or request.path.startswith("/dashboard/")
+    """The dashboard's page, files and session, which any signed-in browser may read (its
+    other reads, the apps at a glance and the time machine, are a `read` key's)."""
+    path = request.path
+    return path in ("/", "/dashboard/session") or path.startswith("/dashboard/static/")
 
 
 def forbidden(message: str) -> web.HTTPForbidden:

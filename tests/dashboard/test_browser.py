@@ -156,6 +156,20 @@ async def test_a_read_only_session_has_no_actions_and_its_forged_write_is_refuse
     assert "forged" not in {a["name"] for a in apps}
 
 
+async def test_a_stream_session_sees_the_live_feed_only(browser, service, http):
+    """A `stream` session gets the event feed, which shows new events as they come."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    token = issue(Session("s2", int(time.time()) + 600, key_name(KEY), "stream"), KEY)
+    await context.add_cookies([{"name": COOKIE, "value": token, "url": service.url}])
+    page = await context.new_page()
+    await page.goto(service.url + "/#/")
+    await expect(page.locator("#connection")).to_have_text("live", timeout=WAIT)
+    await call(http, service, "POST", "/apps", {"name": "streamed"})
+    last = await position(http, service)
+    await expect(page.locator(f"tr[data-event='{last}']")).to_be_visible(timeout=WAIT)
+    assert await page.get_by_role("button", name="Scale").count() == 0
+
+
 async def test_the_stream_resumes_after_a_restart_and_misses_no_event(browser, service, http):
     """Events appended while the service is down and after it is back all reach the feed,
     each once."""

@@ -96,6 +96,19 @@ async def test_a_read_session_reads_and_may_not_write(anonymous):
     assert refused.status == 403 and "read" in (await refused.json())["message"]
 
 
+async def test_a_stream_session_reads_its_session_and_streams_only(anonymous):
+    """A `stream` session may read its own session and follow the event stream; any other
+    read, the time machine included, is a 403."""
+    token = issue(Session("t", int(time.time()) + 60, NAME, "stream"), AUTH_KEY)
+    anonymous.session.cookie_jar.update_cookies({COOKIE: token})
+    assert (await (await anonymous.get("/dashboard/session")).json())["scope"] == "stream"
+    stream = await anonymous.get("/events", headers={"Accept": "text/event-stream"})
+    assert stream.status == 200
+    stream.close()
+    for path in ("/apps", "/dashboard/apps", "/dashboard/history/state"):
+        assert (await anonymous.get(path)).status == 403, path
+
+
 async def test_the_page_and_its_files_are_served_without_a_key_and_nothing_else(anonymous):
     """/ and the package's files are open, with a CSP forbidding framing; any other name is
     a 404, never a path on the host."""

@@ -74,7 +74,9 @@ export function feedPage(root, ctx) {
   };
   ctx.stream.addEventListener("batch", onBatch);
 
-  Promise.all([api("/apps"), api("/events?count=200")]).then(([apps, recent]) => {
+  // A `stream` key may not read these: its feed starts empty and follows the stream.
+  const readable = (path) => api(path).catch(() => ({ doc: [], position: 0 }));
+  Promise.all([readable("/apps"), readable("/events?count=200")]).then(([apps, recent]) => {
     for (const app of apps.doc) { names.set(app.id, app.name); appFilter.append(h("option", { value: app.id }, app.name)); }
     const history = recent.doc.slice().reverse();
     history.forEach(learn);
