@@ -21,10 +21,11 @@ import attrs
 from bench import scratch_database, server
 from bench.report import Row, Target
 from bench.service import KEY, evenflow
-from controller.dashboard.sessions import COOKIE, Session, issue, key_name
+from controller.dashboard.sessions import COOKIE, Session, issue
 from domain.codec import encode
 from domain.events import AppCreated, AppUpdated
 from domain.ids import new_id
+from domain.keys import bootstrap_name
 from domain.objects import App
 from eventstore.postgres import PostgresEventStore
 
@@ -45,7 +46,7 @@ def _app(n: int) -> App:
 
 async def _page(browser: Any, url: str) -> Any:
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    token = issue(Session("bench", int(time.time()) + 3600, key_name(KEY)), KEY)
+    token = issue(Session("bench", int(time.time()) + 3600, bootstrap_name(KEY)), KEY)
     await context.add_cookies([{"name": COOKIE, "value": token, "url": url}])
     return await context.new_page()
 

@@ -38,6 +38,8 @@ def app_summary(state: State, app: App) -> JSON:
     }
 
 
-def overview(state: State) -> list[JSON]:
-    """Every live app at a glance, newest first."""
-    return [app_summary(state, app) for app in all_apps(state)]
+def overview(state: State, app_ids: frozenset[str] | None = None) -> list[JSON]:
+    """Every live app at a glance (of `app_ids` only, when given), newest first."""
+    return [
+        app_summary(state, app) for app in all_apps(state) if app_ids is None or app.id in app_ids
+    ]

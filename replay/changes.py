@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.actors import Actor
 from domain.codec import decode, decode_meta
 from domain.timefmt import format_time
 from eventstore.record import EventFilter, RecordedEvent
@@ -21,9 +22,6 @@ JSON = dict[str, Any]
 #: Events listed at most between two points (the differences cover them all).
 MAX_EVENTS = 1_000
 
-#: What of an actor is not shown here: where the request came from is the audit's to show.
-PRIVATE_ACTOR_FIELDS = ("address", "user_agent")
-
 #: Which kinds of events change which part of an app (Flynn's object types).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "release": ("app_release", "release", "release_deletion"),
@@ -35,15 +33,13 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def actor(record: RecordedEvent) -> Any:
-    """Who caused the event, as its write recorded it (`meta.actor`, without the client's
-    address and user agent), else None."""
+def actor(record: RecordedEvent) -> JSON | None:
+    """Who caused the event, as its write recorded it (`meta.actor`, as event envelopes show
+    it: without the client's address and user agent, the audit's to show), else None."""
     if record.meta is None:
         return None
-    recorded = decode_meta(record.meta).get("actor")
-    if not isinstance(recorded, dict):
-        return recorded
-    return {k: v for k, v in recorded.items() if k not in PRIVATE_ACTOR_FIELDS}
+    recorded = Actor.from_json(decode_meta(record.meta).get("actor"))
+    return None if recorded is None else recorded.public_json()
 
 
 def point(rebuilt: Rebuilt) -> JSON:
@@ -66,12 +62,18 @@ def entry(record: RecordedEvent) -> JSON:
 
 
 async def events_between(
-    source: LogSource, after: int, until: int, app_id: str | None, limit: int = MAX_EVENTS
+    source: LogSource,
+    after: int,
+    until: int,
+    app_id: str | None,
+    limit: int = MAX_EVENTS,
+    hidden: frozenset[str] = frozenset(),
 ) -> tuple[list[JSON], bool]:
-    """The events with after < id <= until (of one app if given), oldest first, at most
-    `limit`; and whether there were more."""
+    """The events with after < id <= until (of one app if given, none of the `hidden`
+    object types), oldest first, at most `limit`; and whether there were more."""
     found: list[JSON] = []
-    async for record in source.read(after=after, until=until, filter=EventFilter(app_id=app_id)):
+    wanted = EventFilter(app_id=app_id, hidden_types=hidden)
+    async for record in source.read(after=after, until=until, filter=wanted):
         if len(found) >= limit:
             return found, True
         found.append(entry(record))
@@ -176,10 +178,15 @@ async def _view(rebuilt: Rebuilt, app_id: str) -> JSON | None:
 
 
 async def compare(
-    source: LogSource, before: Rebuilt, after: Rebuilt, app_ref: str | None = None
+    source: LogSource,
+    before: Rebuilt,
+    after: Rebuilt,
+    app_ref: str | None = None,
+    hidden: frozenset[str] = frozenset(),
 ) -> JSON:
     """What changed from `before` to `after` (of the app `app_ref` names at the later
-    point, else at the earlier one), and the events between with their actors.
+    point, else at the earlier one), and the events between (none of the `hidden` object
+    types) with their actors.
 
     Raises LookupError when `app_ref` names an app at neither point.
     """
@@ -192,8 +199,9 @@ async def compare(
             raise LookupError(f"no app {app_ref!r} at event {after.last_event_id}")
         old, new = await _view(before, found.id), await _view(after, found.id)
         diff, app = app_diff(old, new), found.to_json()
+    app_id = None if app is None else app["id"]
     events, truncated = await events_between(
-        source, before.last_event_id, after.last_event_id, None if app is None else app["id"]
+        source, before.last_event_id, after.last_event_id, app_id, hidden=hidden
     )
     return {
         "from": point(before),

@@ -9,18 +9,19 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from commands.errors import NotFoundError, ValidationError
+from commands.errors import ForbiddenError, NotFoundError, ValidationError
 from controller import keys
 from controller.errors import error_document, error_response
 from controller.handlers.common import model
 from controller.handlers.events import query_int
 from controller.http import json_response
+from controller.keys import PRINCIPAL
 from domain.timefmt import parse_time
 from projections.overview import overview
 from replay.changes import compare
 from replay.checkpoints import Checkpoints, FoldPending, TooFarError
 from replay.fold import Rebuilt
-from replay.views import state_document
+from replay.views import resolve_app, state_document
 
 CHECKPOINTS = web.AppKey("checkpoints", Checkpoints)
 
@@ -32,7 +33,35 @@ async def history_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def apps(request: web.Request) -> web.Response:
-    return json_response(orjson.dumps(overview(model(request).state)))
+    """GET /dashboard/apps: the apps the key sees."""
+    return json_response(orjson.dumps(overview(model(request).state, request[PRINCIPAL].apps)))
+
+
+def _limited_to(request: web.Request) -> str | None:
+    """The ?app= of the request; for a key limited to some apps, which must name one (the
+    whole platform's past is not such a key's to see): else a 403."""
+    app_ref = request.query.get("app") or None
+    principal = request[PRINCIPAL]
+    if principal.apps is not None and app_ref is None:
+        raise ForbiddenError(
+            f"the key {principal.name!r} is limited to some apps: name one of them with ?app="
+        )
+    return app_ref
+
+
+def _check_app(request: web.Request, app_ref: str | None, *points: Rebuilt) -> None:
+    """For a key limited to some apps: the app `app_ref` names at the first of `points`
+    where it names one must be one of them (else a 403, whether or not it exists)."""
+    principal = request[PRINCIPAL]
+    if principal.apps is None or app_ref is None:
+        return
+    for rebuilt in points:
+        found = resolve_app(rebuilt.model.state, app_ref)
+        if found is not None:
+            if found.id in principal.apps:
+                return
+            break
+    raise ForbiddenError(f"the key {principal.name!r} may not see the app {app_ref!r}")
 
 
 async def _point(
@@ -77,12 +106,14 @@ def _pending(reached: int) -> web.Response:
 
 async def state(request: web.Request) -> web.Response:
     """GET /dashboard/history/state?at=N|at_time=T[&app=REF]."""
+    app_ref = _limited_to(request)
     try:
         rebuilt = await _fold(request, *await _point(request))
     except _Pending as pending:
         return _pending(pending.reached)
+    _check_app(request, app_ref, rebuilt)
     try:
-        doc = await state_document(rebuilt, request.query.get("app") or None)
+        doc = await state_document(rebuilt, app_ref)
     except LookupError:
         raise NotFoundError() from None
     return json_response(orjson.dumps(doc))
@@ -90,6 +121,7 @@ async def state(request: web.Request) -> web.Response:
 
 async def changes(request: web.Request) -> web.Response:
     """GET /dashboard/history/changes?at_from=N|at_from_time=T&at=M|at_time=T[&app=REF]."""
+    app_ref = _limited_to(request)
     try:
         before = await _fold(request, *await _point(request, "_from", 0))
         after = await _fold(request, *await _point(request))
@@ -97,8 +129,9 @@ async def changes(request: web.Request) -> web.Response:
         return _pending(pending.reached)
     if before.last_event_id > after.last_event_id:
         raise ValidationError("at_from", "is after the point it is compared with")
-    store, app_ref = request.app[keys.STORE], request.query.get("app") or None
+    _check_app(request, app_ref, after, before)
+    store, hidden = request.app[keys.STORE], request[PRINCIPAL].hidden_types
     try:
-        return json_response(orjson.dumps(await compare(store, before, after, app_ref)))
+        return json_response(orjson.dumps(await compare(store, before, after, app_ref, hidden)))
     except LookupError:
         raise NotFoundError() from None

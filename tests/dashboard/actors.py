@@ -1,5 +1,5 @@
-"""Events with actors, as scoped keys (issue 16) will record them: appended straight to the
-log with an actor in their meta, so that the dashboard's reading of actors is tested now."""
+"""Events appended straight to the log with an actor in their meta, as a write records it:
+what happens while the service is down (the stream's resumption is tested with them)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 
 from domain.codec import encode, encode_meta
-from domain.events import AppReleaseSet, AppUpdated
-from domain.objects import App, Release
+from domain.events import AppUpdated
+from domain.objects import App
 from eventstore.postgres import PostgresEventStore
 
 
@@ -26,15 +26,6 @@ async def append_as(database: str, who: str, *events: Any) -> int:
         return recorded[-1].id
     finally:
         await store.close()
-
-
-def release_set(app: Any, release: Any, previous: Any = None) -> AppReleaseSet:
-    """The event of `release` (Flynn JSON) becoming `app`'s current release."""
-    return AppReleaseSet(
-        app=app["id"],
-        release=Release.from_json(release),
-        prev_release=None if previous is None else Release.from_json(previous),
-    )
 
 
 def app_updated(app: Any, meta: dict[str, str]) -> AppUpdated:

@@ -89,13 +89,35 @@ class Service:
 
 
 async def call(
-    session: aiohttp.ClientSession, service: Service, method: str, path: str, body: Any = None
+    session: aiohttp.ClientSession,
+    service: Service,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str = KEY,
 ) -> Any:
-    """The API with the key; the answer's JSON (None when empty)."""
-    async with session.request(method, service.url + path, json=body, headers=AUTH) as r:
+    """The API with the key (the service's unless told); the answer's JSON (None when empty)."""
+    headers = {**AUTH, "Authorization": aiohttp.encode_basic_auth("", key)}
+    async with session.request(method, service.url + path, json=body, headers=headers) as r:
         text = await r.text()
         assert r.status < 300, f"{method} {path}: {r.status} {text}"
         return await r.json(content_type=None) if text else None
+
+
+async def make_key(
+    session: aiohttp.ClientSession,
+    service: Service,
+    name: str,
+    scope: str,
+    apps: list[str] | None = None,
+) -> str:
+    """A key made through the API (the admin HTTP resource), for `apps` only if given; its
+    secret."""
+    body: dict[str, Any] = {"name": name, "scope": scope}
+    if apps is not None:
+        body["apps"] = apps
+    made = await call(session, service, "POST", "/keys", body)
+    return str(made["secret"])
 
 
 async def position(session: aiohttp.ClientSession, service: Service) -> int:

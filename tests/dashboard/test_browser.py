@@ -1,16 +1,15 @@
 """The dashboard in a real headless browser (Debian's chromium, driven by Playwright) against
 `serve` in a process of its own, with the local scheduler running real jobs."""
 
-import time
 from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import expect
 
-from controller.dashboard.sessions import COOKIE, Session, issue, key_name
-from tests.dashboard.actors import app_updated, append_as, release_set
-from tests.dashboard.browser import KEY, Service, call, position, screenshot
+from controller.dashboard.sessions import COOKIE
+from tests.dashboard.actors import app_updated, append_as
+from tests.dashboard.browser import KEY, Service, call, make_key, position, screenshot
 from tests.dashboard.conftest import sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -87,12 +86,14 @@ async def test_scaling_through_the_page_brings_jobs_up_and_a_deployment_shows_li
 async def test_the_time_machine_shows_a_releases_env_before_and_after_and_who(
     browser, service, http
 ):
-    """Comparing the points before and after a release change shows the env's old and new
-    value, and the actor the change's event recorded."""
-    app, artifact, first = await app_with_release(http, service, "timed", {"GREETING": "hello"})
+    """Comparing the points before and after a release change, made by a `deploy` key named
+    alice, shows the env's old and new value and alice as who made it."""
+    app, artifact, _ = await app_with_release(http, service, "timed", {"GREETING": "hello"})
+    alice = await make_key(http, service, "alice", "deploy")
     before = await position(http, service)
     second = await new_release(http, service, artifact["id"], {"GREETING": "bonjour"})
-    await append_as(service.env["DATABASE_URL"], "alice", release_set(app, second, first))
+    body = {"id": second["id"]}
+    await call(http, service, "PUT", f"/apps/{app['id']}/release", body, key=alice)
     page = await sign_in(browser, service)
     await page.get_by_role("link", name="Time machine").click()
     await page.get_by_label("App").fill("timed")
@@ -110,42 +111,39 @@ async def test_the_time_machine_shows_a_releases_env_before_and_after_and_who(
 
 
 async def test_the_feed_filters_events_by_actor(browser, service, http):
-    """Events recorded with actors show who made them, and the actor filter keeps only
-    theirs, once the event stream carries each event's meta; until then "who" reads "—"."""
+    """Changes made with two keys made through the API show each key's name as who made
+    them, and the actor filter keeps only one key's events."""
     app = await call(http, service, "POST", "/apps", {"name": "audited"})
+    alice = await make_key(http, service, "alice", "deploy")
+    bob = await make_key(http, service, "bob", "deploy")
     page = await sign_in(browser, service)
     await page.get_by_role("link", name="Events").click()
     await expect(page.locator("tr[data-event]").first).to_be_visible(timeout=WAIT)
-    database = service.env["DATABASE_URL"]
-    alice = await append_as(database, "alice", app_updated(app, {"owner": "alice"}))
-    bob = await append_as(database, "bob", app_updated(app, {"owner": "bob"}))
-    await expect(page.locator(f"tr[data-event='{bob}']")).to_be_visible(timeout=WAIT)
-    envelope = await call(http, service, "GET", f"/events/{alice}")
+    path = f"/apps/{app['id']}"
+    await call(http, service, "POST", path, {"meta": {"owner": "alice"}}, key=alice)
+    by_alice = await position(http, service)
+    await call(http, service, "POST", path, {"meta": {"owner": "bob"}}, key=bob)
+    by_bob = await position(http, service)
+    await expect(page.locator(f"tr[data-event='{by_bob}'] .who")).to_have_text("bob", timeout=WAIT)
     actors = page.get_by_label("Actor").locator("option")
-    if "meta" not in envelope:  # the stream does not carry actors yet (issue 16)
-        await expect(page.locator(f"tr[data-event='{alice}'] .who")).to_have_text("—")
-        await expect(actors).to_have_text(["any"])
-        await screenshot(page, "feed")
-        return
-    await expect(actors).to_have_text(["any", "alice", "bob"])
+    await expect(actors.filter(has_text="alice")).to_have_count(1)
+    await expect(actors.filter(has_text="bob")).to_have_count(1)
     await page.get_by_label("Actor").select_option("alice")
     await expect(page.locator("tr[data-event]")).to_have_count(1)
-    await expect(page.locator(f"tr[data-event='{alice}'] .who")).to_have_text("alice")
+    await expect(page.locator(f"tr[data-event='{by_alice}'] .who")).to_have_text("alice")
     await screenshot(page, "feed")
 
 
 async def test_a_read_only_session_has_no_actions_and_its_forged_write_is_refused(
     browser, service, http
 ):
-    """A `read` session sees the formation but no control to change it; a write it sends
-    anyway (with the dashboard's header) is a 403, and so is an admin session's write
-    without that header."""
+    """Signed in with a `read` key made through the API, the formation shows but no control
+    to change it; a write sent anyway (with the dashboard's header) is a 403, and so is an
+    admin session's write without that header."""
     await app_with_release(http, service, "readonly", {})
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    read = issue(Session("s1", int(time.time()) + 600, key_name(KEY), "read"), KEY)
-    await context.add_cookies([{"name": COOKIE, "value": read, "url": service.url}])
-    page = await context.new_page()
-    await page.goto(service.url + "/#/")
+    reader = await make_key(http, service, "reader", "read")
+    page = await sign_in(browser, service, reader)
+    await expect(page.locator("#scope")).to_have_text("reader (read)")
     await page.get_by_role("link", name="readonly").click()
     await expect(page.locator("#formation")).to_contain_text("worker=0", timeout=WAIT)
     assert await page.get_by_role("button", name="Scale").count() == 0
@@ -157,17 +155,39 @@ async def test_a_read_only_session_has_no_actions_and_its_forged_write_is_refuse
 
 
 async def test_a_stream_session_sees_the_live_feed_only(browser, service, http):
-    """A `stream` session gets the event feed, which shows new events as they come."""
+    """Signed in with a `stream` key made through the API, the page is the event feed, which
+    shows new events as they come, with no action."""
+    watcher = await make_key(http, service, "watcher", "stream")
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    token = issue(Session("s2", int(time.time()) + 600, key_name(KEY), "stream"), KEY)
-    await context.add_cookies([{"name": COOKIE, "value": token, "url": service.url}])
     page = await context.new_page()
-    await page.goto(service.url + "/#/")
+    await page.goto(service.url + "/")
+    await page.get_by_label("API key").fill(watcher)
+    await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#connection")).to_have_text("live", timeout=WAIT)
+    await expect(page.locator("#scope")).to_have_text("watcher (stream)")
     await call(http, service, "POST", "/apps", {"name": "streamed"})
     last = await position(http, service)
     await expect(page.locator(f"tr[data-event='{last}']")).to_be_visible(timeout=WAIT)
     assert await page.get_by_role("button", name="Scale").count() == 0
+
+
+async def test_an_app_limited_key_sees_only_its_apps_and_their_events(browser, service, http):
+    """Signed in with a key limited to one app, the apps page lists that app only and the
+    feed shows its events, not another app's, live included."""
+    mine = await call(http, service, "POST", "/apps", {"name": "mine"})
+    theirs = await call(http, service, "POST", "/apps", {"name": "theirs"})
+    limited = await make_key(http, service, "limited", "read", ["mine"])
+    page = await sign_in(browser, service, limited)
+    await expect(page.locator("tr[data-app=mine]")).to_be_visible(timeout=WAIT)
+    await expect(page.locator("tr[data-app]")).to_have_count(1)
+    await page.get_by_role("link", name="Events").click()
+    await call(http, service, "POST", f"/apps/{theirs['id']}", {"meta": {"n": "1"}})
+    hidden = await position(http, service)
+    await call(http, service, "POST", f"/apps/{mine['id']}", {"meta": {"n": "2"}})
+    shown = await position(http, service)
+    await expect(page.locator(f"tr[data-event='{shown}']")).to_be_visible(timeout=WAIT)
+    assert await page.locator(f"tr[data-event='{hidden}']").count() == 0
+    assert "theirs" not in await page.locator("main").inner_text()
 
 
 async def test_the_stream_resumes_after_a_restart_and_misses_no_event(browser, service, http):
