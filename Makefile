@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip install --quiet --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test test-faults test-fast bench bench-quick lint fmt typecheck check clean container-tools
+.PHONY: install install-dev run test test-faults test-fast bench bench-quick lint fmt typecheck check clean container-tools browser
 
 # What running needs (`make run`, the `evenflow` command).
 install: $(STAMP)
@@ -36,7 +36,7 @@ run: install
 	@$(PY) -m controller serve
 
 # Everything, against a throwaway PostgreSQL the test session starts itself.
-test: install-dev container-tools
+test: install-dev container-tools browser
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m "not faults"
 
 # The container tests run podman (with runc, and catatonit as the containers' init) on an
@@ -54,6 +54,18 @@ container-tools:
 		echo "the container tests need$$missing (apt-get install as root); they are skipped" >&2; \
 	fi
 
+# The dashboard's browser tests and bench drive Debian's chromium through Playwright (never
+# `playwright install`, which downloads browsers): installed when missing and root.
+browser:
+	@if ! dpkg -s chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (apt-get install)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium >/dev/null; }; \
+	elif ! dpkg -s chromium >/dev/null 2>&1; then \
+		echo "the dashboard's browser tests need chromium (apt-get install as root); they are skipped" >&2; \
+	fi
+
 # The long fault-injection tests (database stopped under load, kill -9 of the service, ...).
 test-faults: install-dev container-tools
 	REQUIRE_POSTGRES=1 $(PY) -m pytest -m faults
@@ -62,10 +74,10 @@ test-faults: install-dev container-tools
 test-fast: install-dev
 	$(PY) -m pytest -m "not postgres and not faults" -q
 
-bench: install-dev container-tools
+bench: install-dev container-tools browser
 	$(PY) -m bench
 
-bench-quick: install-dev container-tools
+bench-quick: install-dev container-tools browser
 	$(PY) -m bench --quick
 
 lint: install-dev

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import compare, http, images, replay, report, sse, startup, store
+from bench import compare, dashboard, http, images, replay, report, sse, startup, store
 from bench.chart import write_chart
 
 Suite = Callable[[bool], tuple[list[report.Row], dict[str, Any]]]
@@ -23,6 +23,7 @@ SUITES: dict[str, Suite] = {
     "replay": replay.run,
     "startup": startup.run,
     "images": images.run,
+    "dashboard": dashboard.run,
     "compare": compare.run,
 }
 #: Suites run only when named: compare measures this checkout against `--base`.

@@ -11,6 +11,7 @@ from controller import keys
 from controller.auth import Authenticator
 from controller.broadcast import broadcast_context, close_streams
 from controller.consistency import consistency_context
+from controller.dashboard.history import history_context
 from controller.endpoints import ENDPOINTS
 from controller.limits import limits_context
 from controller.middlewares import edge, edge_headers
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(consistency_context)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(broadcast_context)
+    app.cleanup_ctx.append(history_context)
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
     setup_routes(app)

@@ -2,11 +2,12 @@
 
 `edge`, in this order: the request's id taken or made (controller/actors.py), errors become
 Flynn's documents (it is outermost: nothing below it raises past it), CORS preflights are
-answered, bodies announced too large refused, the key found and its scope and apps checked
-against the route's row (controller/auth.py), the request answered from a fold that holds
-every write acknowledged before it (controller/consistency.py), and a stream's slot given
-back however its handler ends. `edge_headers` gives every answer its request id, its CORS
-headers and its log position.
+answered, bodies announced too large refused, the key found (without one, the key a
+dashboard session's cookie stands for: controller/dashboard/sessions.py) and its scope and
+apps checked against the route's row (controller/auth.py), the request answered from a
+fold that holds every write acknowledged before it (controller/consistency.py), and a
+stream's slot given back however its handler ends. `edge_headers` gives every answer its
+request id, its CORS headers and its log position.
 
 One middleware rather than one per concern: each layer costs a coroutine per request, and
 what a request needs of its route (open? `?key=`? names an app? streams? its scope?) was
@@ -28,6 +29,7 @@ from controller.actors import REQUEST_ID_HEADER, request_id
 from controller.auth import Authenticator, Principal, open_door, refusal
 from controller.consistency import CONSISTENCY, HEADER, consistently
 from controller.cors import cors_headers, preflight
+from controller.dashboard.sessions import session_key
 from controller.endpoints import UNROUTED, AppLimit, Endpoint, Handler
 from controller.errors import describe, error_document, error_response
 from controller.limits import STREAM_SLOTS
@@ -54,7 +56,7 @@ def edge(
     (each request's own row: `endpoints`, see controller/urls.py), and who may call
     (AUTH_KEY's keys unless told)."""
     authenticator = authenticator or Authenticator(settings.auth_keys)
-    cors_origins = settings.cors_origins
+    cors_origins, auth_keys = settings.cors_origins, settings.auth_keys
     max_body_size = settings.max_body_size
 
     @web.middleware
@@ -70,7 +72,12 @@ def edge(
                 if not open_door(authenticator, request, url, state):
                     return web.Response(status=401)
                 return await handler(request)
-            principal = authenticator.authenticate(request, url.access, state)
+            principal = authenticator.authenticate(request, url.access, state) or session_key(
+                request,
+                authenticator,
+                state,
+                auth_keys,  # no key: the dashboard's cookie?
+            )
             if principal is None:
                 return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
             request[keys.PRINCIPAL] = principal

@@ -55,6 +55,11 @@ _ANSWERS: dict[str, JSON] = {
     "tar": {"application/tar": {"schema": {"type": "string", "format": "binary"}}},
     "text": {"text/plain": {"schema": {"type": "string"}}},
     "pem": {"application/x-x509-ca-cert": {"schema": {"type": "string"}}},
+    "html": {"text/html": {"schema": {"type": "string"}}},
+    "file": {
+        "text/javascript": {"schema": {"type": "string"}},
+        "text/css": {"schema": {"type": "string"}},
+    },
     "audit": {
         "application/json": {
             "schema": {

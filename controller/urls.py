@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from controller import openapi
+from controller.dashboard import history, pages, signin
 from controller.endpoints import ENDPOINTS, JSON, Access, AppLimit, Endpoint
 from controller.handlers import (
     apps,
@@ -45,6 +46,9 @@ _LIST_OR_STREAM: JSON = {
     "type": "string",
     "description": "exactly application/json for a list; else a stream",
 }
+_TIME: JSON = {"type": "string", "format": "date-time"}
+_AT: tuple[str, JSON] = ("at", _INT)
+_AT_TIME: tuple[str, JSON] = ("at_time", _TIME)
 _EMPTY = ("empty",)
 _LIST = ("list",)
 
@@ -527,6 +531,75 @@ URLS: tuple[Endpoint, ...] = (
         answers=("audit",),
         scope=Scope.READ,
         app_limit=AppLimit.FILTER,
+    ),
+    # -- the dashboard (not Flynn's) -----------------------------------------------------------
+    Endpoint("GET", "/", pages.index, "The dashboard", access=Access.OPEN, answers=("html",)),
+    Endpoint(
+        "GET",
+        "/dashboard/static/{name}",
+        pages.static,
+        "The dashboard's scripts and styles",
+        access=Access.OPEN,
+        answers=("file",),
+    ),
+    Endpoint(
+        "POST",
+        "/dashboard/session",
+        signin.sign_in,
+        "Sign in: the key for a session cookie (needs X-Evenflow-Dashboard: 1)",
+        body="dashboard_session",
+        access=Access.OPEN,
+        headers=(("X-Evenflow-Dashboard", {"type": "string", "enum": ["1"]}),),
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/session",
+        signin.whoami,
+        "The session's key: its name, scope, apps, and when the session ends",
+        scope=Scope.STREAM,
+        app_limit=AppLimit.GLOBAL,
+    ),
+    Endpoint(
+        "DELETE",
+        "/dashboard/session",
+        signin.sign_out,
+        "Sign out (the cookie)",
+        answers=_EMPTY,
+        scope=Scope.STREAM,
+        app_limit=AppLimit.GLOBAL,
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/apps",
+        history.apps,
+        "Every app the key sees at a glance, newest first",
+        answers=_LIST,
+        scope=Scope.READ,
+        app_limit=AppLimit.FILTER,
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/history/state",
+        history.state,
+        "The platform (or one app) as it was after an event, or at a moment",
+        query=(_AT, _AT_TIME, ("app", {"type": "string"})),
+        scope=Scope.READ,
+        app_limit=AppLimit.FILTER,  # a key limited to some apps: ?app= one of them, else 403
+    ),
+    Endpoint(
+        "GET",
+        "/dashboard/history/changes",
+        history.changes,
+        "What changed between two points of the log, with the events between and their actors",
+        query=(
+            ("at_from", _INT),
+            ("at_from_time", _TIME),
+            _AT,
+            _AT_TIME,
+            ("app", {"type": "string"}),
+        ),
+        scope=Scope.READ,
+        app_limit=AppLimit.FILTER,  # as above
     ),
 )
 

@@ -87,9 +87,9 @@ def test_body_schemas_are_the_files_of_schemas(doc: Any):
     assert "$schema" not in components["release"] and "definitions" not in components["release"]
 
 
-def test_only_ping_and_ca_cert_are_documented_without_a_key(doc: Any):
-    """The document requires the key everywhere but /ping and /ca-cert, which alone carry
-    no log position either."""
+def test_only_ping_ca_cert_and_the_dashboards_sign_in_are_documented_without_a_key(doc: Any):
+    """The document requires the key everywhere but /ping, /ca-cert and the dashboard's
+    page, files and sign-in, which alone carry no log position either."""
     assert doc["security"] == [{"key": []}]
     exempt = set()
     for _, path, operation in operations(doc):
@@ -98,7 +98,7 @@ def test_only_ping_and_ca_cert_are_documented_without_a_key(doc: Any):
             assert "Evenflow-Event-Id" not in operation["responses"]["200"].get("headers", {})
         else:
             assert "Evenflow-Event-Id" in operation["responses"]["200"]["headers"], path
-    assert exempt == {"/ping", "/ca-cert"}
+    assert exempt == {"/ping", "/ca-cert", "/", "/dashboard/static/{name}", "/dashboard/session"}
 
 
 def test_the_key_parameter_is_documented_on_the_streams_and_the_backup_only(doc: Any):

@@ -23,6 +23,8 @@ ADMIN_ONLY = {
     ("GET", "/keys"),
     ("DELETE", "/keys/{name}"),
 }
+#: The dashboard's session, which any key that may follow the event stream may read and end.
+STREAM_ONLY = {("GET", "/dashboard/session"), ("DELETE", "/dashboard/session")}
 #: Routes a `stream` key may call when it asks for the stream.
 STREAMS = ("/events", "/formations?since=2020-01-01T00:00:00Z", "/apps/{app}/log")
 PARAMETER = re.compile(r"\{[^}]+\}")
@@ -65,10 +67,13 @@ def call(client: TestClient, method: str, path: str, app: str, headers: dict[str
 
 async def test_the_declared_scopes_are_the_issues_policy(client: TestClient):
     """The OpenAPI document declares admin for providers, the domain, backups and keys,
-    deploy for every other write and read for every other read."""
+    stream for the dashboard's session, deploy for every other write and read for every
+    other read."""
     for method, path, operation in await operations(client):
         if (method, path) in ADMIN_ONLY:
             wanted = "admin"
+        elif (method, path) in STREAM_ONLY:
+            wanted = "stream"
         else:
             wanted = "read" if method == "GET" else "deploy"
         assert operation["x-evenflow-scope"] == wanted, (method, path)

@@ -61,6 +61,7 @@ SCHEMA_NAMES = {
     "resource",
     "route",
     "domain_migration",
+    "dashboard_session",
 }
 
 # Every keyword a schema may use: annotations, structure, and the rules with a Flynn message.

@@ -21,6 +21,7 @@ from pytest_aiohttp import AiohttpClient
 from controller.access_log import redact
 from controller.app import create_app
 from controller.auth import Authenticator
+from controller.endpoints import Access
 from controller.urls import URLS
 from domain.keys import bootstrap_name
 from eventstore.memory import InMemoryEventStore
@@ -30,7 +31,20 @@ from tests.processes import ROOT
 from tests.reliability.service import AUTH, JSON, KEY, OLD_KEY, LocalProvider, Service
 
 README = (ROOT / "README.md").read_text()
-OPEN_PATHS = {url.path for url in URLS if url.open}
+#: (method, path) of each route open without a key, GET's HEAD twin included.
+OPEN_ROUTES = {
+    (method, url.path)
+    for url in URLS
+    if url.open
+    for method in ((url.method, "HEAD") if url.method == "GET" else (url.method,))
+}
+#: Those open to anyone, even with a wrong key (/ca-cert is only without a password).
+OPEN_TO_ANYONE = {
+    (method, url.path)
+    for url in URLS
+    if url.access is Access.OPEN
+    for method in ((url.method, "HEAD") if url.method == "GET" else (url.method,))
+}
 TLS = ROOT / "tests" / "fixtures" / "tls"
 
 
@@ -57,41 +71,43 @@ def every_route(client: TestClient) -> list[tuple[str, str]]:
 
 
 async def test_every_route_but_the_documented_exemptions_wants_a_key(anonymous: TestClient):
-    """Without a key, every route of the table answers Flynn's bare 401, except /ping and
-    /ca-cert, which are listed in the README (and in the OpenAPI document) as open."""
+    """Without a key, every route of the table answers Flynn's bare 401, except /ping,
+    /ca-cert and the dashboard's page, files and sign-in, which are listed in the README
+    (and in the OpenAPI document) as open."""
     table = every_route(anonymous)
     assert len(table) > 60
     open_routes = set()
     for method, path in table:
         response = await anonymous.request(method, concrete(path))
         if response.status != 401:
-            open_routes.add(path)
+            open_routes.add((method, path))
             continue
         assert await response.read() == b"" and "WWW-Authenticate" not in response.headers
-    assert open_routes == OPEN_PATHS == {"/ping", "/ca-cert"}
+    documented = {"/ping", "/ca-cert", "/", "/dashboard/static/{name}", "/dashboard/session"}
+    assert open_routes == OPEN_ROUTES and {path for _, path in OPEN_ROUTES} == documented
     section = README[README.index("## Security and limits") :]
-    assert all(f"`GET {path}`" in section for path in OPEN_PATHS)
+    assert all(f"`{m} {path}`" in section for m, path in OPEN_ROUTES if m != "HEAD")
 
 
 @pytest.mark.parametrize(
-    ("headers", "open_paths"),
+    ("headers", "open_routes"),
     [
-        ({"Authorization": aiohttp.encode_basic_auth("", "wrong")}, {"/ping"}),
+        ({"Authorization": aiohttp.encode_basic_auth("", "wrong")}, OPEN_TO_ANYONE),
         # No password at all (Flynn lets those fetch /ca-cert): the key as the user name,
         # another scheme, a broken header, a header Flynn does not read.
-        ({"Authorization": aiohttp.encode_basic_auth(KEY, "")}, OPEN_PATHS),
-        ({"Authorization": f"Bearer {KEY}"}, OPEN_PATHS),
-        ({"Authorization": "Basic !!!"}, OPEN_PATHS),
-        ({"Auth-Key": KEY}, OPEN_PATHS),
+        ({"Authorization": aiohttp.encode_basic_auth(KEY, "")}, OPEN_ROUTES),
+        ({"Authorization": f"Bearer {KEY}"}, OPEN_ROUTES),
+        ({"Authorization": "Basic !!!"}, OPEN_ROUTES),
+        ({"Auth-Key": KEY}, OPEN_ROUTES),
     ],
 )
 async def test_a_wrong_or_misplaced_key_is_a_401_on_every_route_but_the_open_ones(
-    anonymous: TestClient, headers: dict[str, str], open_paths: set[str]
+    anonymous: TestClient, headers: dict[str, str], open_routes: set[tuple[str, str]]
 ):
     """A wrong password is refused even on /ca-cert; a key anywhere but the password is none."""
     for method, path in every_route(anonymous):
         response = await anonymous.request(method, concrete(path), headers=headers)
-        assert (response.status == 401) != (path in open_paths), (method, path)
+        assert (response.status == 401) != ((method, path) in open_routes), (method, path)
 
 
 async def test_the_key_parameter_works_only_for_streams_and_backups(anonymous: TestClient):
