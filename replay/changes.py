@@ -10,11 +10,11 @@ from domain.actors import Actor
 from domain.codec import decode, decode_meta
 from domain.timefmt import format_time
 from eventstore.record import EventFilter, RecordedEvent
+from eventstore.store import LogReader
 from projections.apps import find_app_or_deleted
 from projections.read_model import MemoryQueries
 from replay.fold import Rebuilt
 from replay.history import summary
-from replay.source import LogSource
 from replay.views import app_view, resolve_app, state_document
 
 JSON = dict[str, Any]
@@ -62,7 +62,7 @@ def entry(record: RecordedEvent) -> JSON:
 
 
 async def events_between(
-    source: LogSource,
+    source: LogReader,
     after: int,
     until: int,
     app_id: str | None,
@@ -178,7 +178,7 @@ async def _view(rebuilt: Rebuilt, app_id: str) -> JSON | None:
 
 
 async def compare(
-    source: LogSource,
+    source: LogReader,
     before: Rebuilt,
     after: Rebuilt,
     app_ref: str | None = None,

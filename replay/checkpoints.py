@@ -25,9 +25,9 @@ from datetime import datetime
 import attrs
 
 from eventstore.record import RecordedEvent
+from eventstore.store import LogReader
 from projections.memory import MemoryReadModel, collector_paused
 from replay.fold import Rebuilt
-from replay.source import LogSource
 
 #: Events folded between two yields to the event loop.
 BATCH = 1_000
@@ -68,7 +68,7 @@ class Checkpoints:
 
     def __init__(
         self,
-        source: LogSource,
+        source: LogReader,
         *,
         every: int = EVERY,
         max_bytes: int = MAX_BYTES,

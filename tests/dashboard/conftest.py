@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 # The API tests' fixtures: the real app on the Postgres log and on the in-memory one.
-from tests.controller.conftest import anonymous, client, log_backend, settings, store  # noqa: F401
+from tests.controller.conftest import anonymous, client, settings  # noqa: F401
 from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, KEY, Service, have_browser
 from tests.host.machine import reachable_dir
 
