@@ -1,5 +1,5 @@
-"""Log lines from requests: the access log (one line per request, its key redacted), and
-the service's logging set up with the formatter of service/log_format.py."""
+"""Every request's end: counted for the metrics and written to the access log (one line per
+request, its key redacted); and the service's logging set up (service/log_output.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
+from time import perf_counter
 from typing import ClassVar, cast
 from urllib.parse import unquote_plus
 
@@ -14,7 +15,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from service.log_format import MIN_HIDDEN_KEY, REDACTED, LogFormatter, escape, hide_keys
+from service.log_format import MIN_HIDDEN_KEY, REDACTED, escape, hide_keys
+from service.log_output import LogOutput, set_up
+from service.metrics.requests import UNMATCHED, RequestStats
 
 #: Where a request target's parameters begin and end: `;` and `#` too, though the server
 #: splits only on `&`, so that a key sent in a form it does not read is not logged either.
@@ -69,32 +72,91 @@ def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
     return f"{path}?{REDACTED}"
 
 
+#: When the request reached the service's middleware (perf_counter): its duration is
+#: measured from there, to the microsecond (aiohttp's own measure is the event loop's
+#: clock, which uvloop keeps in whole milliseconds).
+STARTED = web.RequestKey("evenflow_started", float)
+_MAX_REQUEST_ID = 128
+
+
+def request_identity(request: web.BaseRequest) -> tuple[str | None, str | None]:
+    """The request's id (X-Request-Id, when fit to show) and its actor, for its log line:
+    the one place that reads them."""
+    given = request.headers.get("X-Request-Id")
+    if given and len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
+        return given, None
+    return None, None
+
+
+def route_of(request: web.BaseRequest) -> str:
+    """The route template a request matched (never its path: labels must stay few)."""
+    if not isinstance(request, web.Request):  # refused before routing (a malformed head)
+        return UNMATCHED
+    resource = request.match_info.route.resource
+    return UNMATCHED if resource is None else resource.canonical
+
+
 class AccessLogger(AbstractAccessLogger):
-    """The access log: `remote "METHOD target" status bytes time`, the target redacted
-    (`redact`), with no key of `secrets` in it, and escaped."""
+    """Every request ends here: counted for the metrics (`stats`), and, at INFO, the access
+    log's line `remote "METHOD target" status bytes duration`, the target redacted
+    (`redact`), with no key of `secrets` in it, and escaped. Through `output` (the
+    service's LogOutput) when there is one, else as a record of the `aiohttp.access`
+    logger."""
 
     secrets: ClassVar[tuple[str, ...]] = ()
+    stats: ClassVar[RequestStats | None] = None
+    output: ClassVar[LogOutput | None] = None
 
     @classmethod
     def hiding(cls, secrets: Iterable[str]) -> type[AccessLogger]:
         """An access logger that also keeps these keys out of the log wherever they are
         (aiohttp makes one per connection from the class: it cannot be given them)."""
-        return cast(type[AccessLogger], type(cls.__name__, (cls,), {"secrets": tuple(secrets)}))
+        return cls.serving(secrets, None, None)
+
+    @classmethod
+    def serving(
+        cls, secrets: Iterable[str], stats: RequestStats | None, output: LogOutput | None
+    ) -> type[AccessLogger]:
+        """An access logger hiding these keys, counting into `stats`, writing to `output`."""
+        attributes = {"secrets": tuple(secrets), "stats": stats, "output": output}
+        return cast(type[AccessLogger], type(cls.__name__, (cls,), attributes))
 
     @property
     def enabled(self) -> bool:
-        # Read once per connection by aiohttp: below INFO nothing is formatted or timed
-        # (redact and the clock cost 6 % of a small GET).
-        return self.logger.isEnabledFor(logging.INFO)
+        # Read once per connection by aiohttp; below INFO, only the counting is done.
+        return self.stats is not None or self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        started = request.get(STARTED)
+        seconds = time if started is None else perf_counter() - started
+        route = route_of(request)
+        if self.stats is not None:
+            self.stats.observe(route, request.method, response.status, seconds)
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         target = redact(request.raw_path)
         if self.secrets:
             target = hide_keys_in_target(target, self.secrets)
-        line = f'{request.remote} "{request.method} {target}"'
-        self.logger.info(
-            "%s %d %d %.2fms", escape(line), response.status, response.body_length, time * 1000
-        )
+        request_id, actor = request_identity(request)
+        line = f'{request.remote} "{request.method} {target}" {response.status} '
+        line += f"{response.body_length} {seconds * 1000:.3f}ms"
+        if request_id is not None:
+            line += f" request_id={request_id}"
+        if self.output is None:
+            self.logger.info("%s", escape(line))
+            return
+        fields: dict[str, object] = {
+            "request_id": request_id,
+            "actor": actor,
+            "remote": request.remote,
+            "method": request.method,
+            "path": target,
+            "route": route,
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_us": round(seconds * 1e6),
+        }
+        self.output.access(line, fields)
 
 
 class BadRequestFilter(logging.Filter):
@@ -121,9 +183,7 @@ class BadRequestFilter(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(record.levelno)
 
 
-def setup_logging(level: str) -> None:
-    """The service's logging: LogFormatter on stderr, malformed requests as one INFO line."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(LogFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler])
-    logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """The service's logging: LogOutput on stderr (text or JSON lines), malformed requests
+    as one INFO line."""
+    set_up(level, log_format == "json", [("aiohttp.server", BadRequestFilter())])

@@ -12,12 +12,14 @@ from controller.broadcast import broadcast_context, close_streams
 from controller.consistency import consistency_context
 from controller.endpoints import ENDPOINTS
 from controller.limits import limits_context
+from controller.metrics import REQUEST_STATS, metrics_context
 from controller.middlewares import edge, edge_headers
 from controller.urls import setup_routes
 from controller.validation import load_validators
 from eventstore.store import EventStore
 from service.deployer import deploying
 from service.event_log import event_log
+from service.metrics.requests import RequestStats
 from service.projector import sql_projector
 from service.providers import provider_client
 from service.read_side import read_side
@@ -32,6 +34,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
+    app[REQUEST_STATS] = RequestStats()  # counted by the access logger (controller/server.py)
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
@@ -48,6 +51,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(_sql_projector)
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
+    app.cleanup_ctx.append(metrics_context)
     setup_routes(app)
     # One middleware and one hook: each layer costs a coroutine per request.
     app.middlewares.append(edge(settings, app[ENDPOINTS]))

@@ -19,12 +19,14 @@ import binascii
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from commands.errors import DomainError, NotFoundError, UnavailableError
 from controller import keys
+from controller.access_log import STARTED
 from controller.consistency import CONSISTENCY, HEADER, consistently
 from controller.cors import cors_headers, preflight
 from controller.endpoints import UNROUTED, Access, Endpoint, Handler
@@ -51,6 +53,7 @@ def edge(settings: Settings, endpoints: Mapping[web.AbstractRoute, Endpoint]) ->
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[STARTED] = perf_counter()  # the access log's duration
         url = endpoints.get(request.match_info.route, UNROUTED)
         try:
             answer = preflight(request, cors_origins) or too_big(request, max_body_size)

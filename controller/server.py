@@ -8,6 +8,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 
 import attrs
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from controller.access_log import AccessLogger
 from controller.connections import ConnectionGate, connection_limit
+from controller.metrics import REQUEST_STATS
+from service.log_output import log_output
 from service.settings import Settings
 
 logger = logging.getLogger("evenflow")
@@ -58,7 +61,9 @@ async def start(
     """Start the application (its cleanup contexts) and listen on host:port."""
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger.hiding(settings.auth_keys),
+        access_log_class=AccessLogger.serving(
+            settings.auth_keys, app.get(REQUEST_STATS), log_output()
+        ),
         # Between requests, the wait for the next head: the same bound as for the first.
         keepalive_timeout=settings.header_timeout,
         # A body left unread (a 401, a 413) is read and dropped at most this long.
@@ -118,10 +123,13 @@ async def serve(
         loop.add_signal_handler(signum, stopping.set)
     try:
         await stopping.wait()
+        logger.info("stopping")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        began = time.monotonic()
         await served.stop()
+        logger.info("stopped in %.1f s", time.monotonic() - began)
 
 
 def run(

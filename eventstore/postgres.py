@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from eventstore.outcome import (
     refusal,
 )
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
+from eventstore.stats import AppendStats
 from eventstore.store import (
     _CANONICAL_UUID,
     PAGE_SIZE,
@@ -293,6 +295,7 @@ class PostgresEventStore:
         self._closing = False
         # The log head as last seen (written, notified or found); appends plan against it.
         self._head_hint = 0
+        self.stats = AppendStats()  # read by the service's metrics
 
     @classmethod
     async def open(
@@ -337,6 +340,11 @@ class PostgresEventStore:
         return self._pool
 
     @property
+    def read_pool(self) -> asyncpg.Pool:
+        """The pool of the store's own reads (for the metrics of connections in use)."""
+        return self._read_pool
+
+    @property
     def listening(self) -> bool:
         return self._listener.connected
 
@@ -379,11 +387,13 @@ class PostgresEventStore:
 
     async def _write(self, batch: list[_Append]) -> None:
         committed = self._committed = asyncio.Event()
+        started = time.perf_counter()
         try:
             await self._write_batch(batch)
         finally:
             self._committed = None
             committed.set()
+            self.stats.settled(*_outcomes(batch), time.perf_counter() - started)
 
     async def _write_batch(self, batch: list[_Append]) -> None:
         attempt = _Attempt()
@@ -714,6 +724,20 @@ class PostgresEventStore:
         await self._pool.close()
         if self._read_pool is not self._pool:
             await self._read_pool.close()
+
+
+def _outcomes(batch: list[_Append]) -> tuple[int, int]:
+    """Events a batch wrote, and its members that failed (a ConcurrencyError is an answer)."""
+    written = failed = 0
+    for member in batch:
+        if not member.future.done() or member.future.cancelled():
+            continue
+        error = member.future.exception()
+        if error is None:
+            written += len(member.events)
+        elif not isinstance(error, ConcurrencyError):
+            failed += 1
+    return written, failed
 
 
 def _fail(batch: list[_Append], exc: BaseException) -> None:
