@@ -121,6 +121,8 @@ class AccessLogger(AbstractAccessLogger):
         attributes = {"secrets": tuple(secrets), "stats": stats, "output": output}
         return cast(type[AccessLogger], type(cls.__name__, (cls,), attributes))
 
+    _remote: str | None = None
+
     @property
     def enabled(self) -> bool:
         # Read once per connection by aiohttp; below INFO, only the counting is done.
@@ -138,25 +140,23 @@ class AccessLogger(AbstractAccessLogger):
         if self.secrets:
             target = hide_keys_in_target(target, self.secrets)
         request_id, actor = request_identity(request)
-        line = f'{request.remote} "{request.method} {target}" {response.status} '
-        line += f"{response.body_length} {seconds * 1000:.3f}ms"
+        remote = self._remote
+        if remote is None:  # one logger per connection: its peer's address, asked once
+            remote = self._remote = request.remote
+        status, length = response.status, response.body_length
+        line = f'{remote} "{request.method} {target}" {status} {length} {seconds * 1000:.3f}ms'
         if request_id is not None:
             line += f" request_id={request_id}"
-        if self.output is None:
+        output = self.output
+        if output is None:
             self.logger.info("%s", escape(line))
-            return
-        fields: dict[str, object] = {
-            "request_id": request_id,
-            "actor": actor,
-            "remote": request.remote,
-            "method": request.method,
-            "path": target,
-            "route": route,
-            "status": response.status,
-            "bytes": response.body_length,
-            "duration_us": round(seconds * 1e6),
-        }
-        self.output.access(line, fields)
+        elif not output.json:
+            output.text(line)
+        else:
+            output.document(line, {"request_id": request_id, "actor": actor, "remote": remote,
+                                   "method": request.method, "path": target, "route": route,
+                                   "status": status, "bytes": length,
+                                   "duration_us": round(seconds * 1e6)})  # fmt: skip
 
 
 class BadRequestFilter(logging.Filter):

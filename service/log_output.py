@@ -28,8 +28,6 @@ FLUSH_LINES = 256
 #: Seconds an access line may wait to be written.
 FLUSH_AFTER = 0.2
 ACCESS_LOGGER = "aiohttp.access"
-#: A timestamp's second, by format: the text one local (as LogFormatter's), JSON's UTC.
-_STAMP = {False: "%Y-%m-%d %H:%M:%S", True: "%Y-%m-%dT%H:%M:%S"}
 
 
 class LogOutput(logging.Handler):
@@ -72,22 +70,28 @@ class LogOutput(logging.Handler):
 
     # -- access lines ------------------------------------------------------------------
 
-    def access(self, message: str, fields: dict[str, object]) -> None:
-        """An access line: `message` as text, or `fields` with the message as JSON."""
+    def text(self, message: str) -> None:
+        """An access line in the text format."""
         now = time.time()
         second = int(now)
         if second != self._second:
             self._second = second
-            when = time.gmtime(second) if self.json else time.localtime(second)
-            self._stamp = time.strftime(_STAMP[self.json], when)
-        if self.json:
-            stamp = f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
-            head = {"time": stamp, "level": "INFO", "logger": ACCESS_LOGGER, "message": message}
-            line = orjson.dumps(head | fields).decode() + "\n"
-        else:
-            millis = int((now - second) * 1000)
-            line = f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER}: {escape(message)}\n"
-        self._gather(line)
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        millis = int((now - second) * 1000)
+        self._gather(f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER}: {escape(message)}\n")
+
+    def document(self, message: str, fields: dict[str, object]) -> None:
+        """An access line as JSON: time, level, logger, `message`, then `fields`."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stamp = f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
+        head: dict[str, object] = {"time": stamp, "level": "INFO", "logger": ACCESS_LOGGER}
+        head["message"] = message
+        head.update(fields)
+        self._gather(orjson.dumps(head).decode() + "\n")
 
     def _gather(self, line: str) -> None:
         lines = self._lines
