@@ -1,4 +1,5 @@
-"""The event log benchmark: group-committed appends against plain INSERTs, and forward reads.
+"""The event log benchmark: concurrent writes through the dispatcher (its batches are the
+log's group commit) against plain INSERTs, one append per transaction, and forward reads.
 
 Everything runs in one process against one PostgreSQL (a throwaway LocalPG cluster with
 fsync and synchronous_commit on, or BENCH_DATABASE_URL), in a scratch database dropped at
@@ -24,9 +25,14 @@ import orjson
 
 from bench import Op, Usage, closed_loop, scratch_database, server
 from bench.report import Row, Target
+from commands.dispatch import Dispatcher
+from domain.codec import decode
+from domain.events import Event
 from eventstore.postgres import PostgresEventStore
-from eventstore.record import NewEvent
+from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import PAGE_SIZE
+from projections.memory import MemoryReadModel
+from projections.state import State
 
 
 @attrs.frozen
@@ -147,22 +153,60 @@ async def reset(conn: asyncpg.Connection) -> None:
 # -- write scenarios -----------------------------------------------------------------------
 
 
-async def store_run(bench: Bench, appenders: int, batch: int) -> Run:
-    """`appenders` tasks, each appending `batch` events at a time through one store."""
+async def store_run(bench: Bench) -> Run:
+    """One appender, one event at a time, straight to the store: one transaction each."""
     store = await PostgresEventStore.open(bench.dsn, min_size=2, max_size=4)
-    rng = random.Random(appenders * 1000 + batch)
+    rng = random.Random(1)
 
-    def op_for(events: list[NewEvent]) -> Op:
+    async def op() -> int:
+        return len(await store.append([release_event(rng)]))
+
+    try:
+        return await measure_writes(bench, [op])
+    finally:
+        await store.close()
+
+
+@attrs.frozen
+class Write:
+    """A command recording the given events (what a decider would have decided)."""
+
+    events: tuple[Event, ...]
+    now: datetime
+
+
+def write(state: State, command: Write) -> list[Event]:
+    return list(command.events)
+
+
+async def dispatch_run(bench: Bench, writers: int, batch: int) -> Run:
+    """`writers` callers, each writing a command of `batch` events at a time through one
+    dispatcher, which batches them into appends and folds what they record, as the
+    service's handlers do."""
+    store = await PostgresEventStore.open(bench.dsn, min_size=2, max_size=4)
+    dispatcher = Dispatcher(store, MemoryReadModel(), {Write: write})
+    dispatcher.start()
+    rng = random.Random(writers * 1000 + batch)
+
+    def op_for(events: tuple[Event, ...]) -> Op:
         async def op() -> int:
-            return len(await store.append(events))
+            # The same releases again: folded, each replaces itself (the state stays small).
+            return len(await dispatcher.handle(Write(events, datetime.now(UTC))))
 
         return op
 
+    def releases() -> tuple[Event, ...]:
+        return tuple(_decoded(release_event(rng)) for _ in range(batch))
+
     try:
-        ops = [op_for([release_event(rng) for _ in range(batch)]) for _ in range(appenders)]
-        return await measure_writes(bench, ops)
+        return await measure_writes(bench, [op_for(releases()) for _ in range(writers)])
     finally:
+        await dispatcher.stop()
         await store.close()
+
+
+def _decoded(event: NewEvent) -> Event:
+    return decode(RecordedEvent.of(event, 0, datetime.now(UTC)))
 
 
 async def baseline_run(bench: Bench, connections: int) -> Run:
@@ -191,8 +235,8 @@ async def baseline_run(bench: Bench, connections: int) -> Run:
 Scenario = Callable[[Bench], Awaitable[Run]]
 
 
-def _store(appenders: int, batch: int) -> Scenario:
-    return lambda bench: store_run(bench, appenders, batch)
+def _dispatch(writers: int, batch: int) -> Scenario:
+    return lambda bench: dispatch_run(bench, writers, batch)
 
 
 def _baseline(connections: int) -> Scenario:
@@ -202,8 +246,9 @@ def _baseline(connections: int) -> Scenario:
 WRITES: dict[str, Scenario] = {
     "baseline x16": _baseline(16),
     "baseline x64": _baseline(64),
-    **{f"append 1 x{n}": _store(n, 1) for n in (1, 16, 64)},
-    **{f"append 10 x{n}": _store(n, 10) for n in (1, 16, 64)},
+    "store.append x1": store_run,
+    **{f"write 1 x{n}": _dispatch(n, 1) for n in (1, 16, 64)},
+    **{f"write 10 x{n}": _dispatch(n, 10) for n in (1, 16, 64)},
 }
 
 
@@ -323,13 +368,16 @@ def build_rows(
     base = _row("baseline INSERT;COMMIT x16 conns", "appends/s", writes["baseline x16"])
     vs = ("INSERT x16", base.value)
     rows = [base, _row("baseline INSERT;COMMIT x64 conns", "appends/s", writes["baseline x64"], vs)]
+    rows.append(
+        _row("store.append: 1 event x1 appender", "appends/s", writes["store.append x1"], vs)
+    )
     for n in (1, 16, 64):
         target = Target("ratio", ">=", 2.0) if n == 64 else None
-        figure = f"append 1 event x{n} appenders"
-        rows.append(_row(figure, "appends/s", writes[f"append 1 x{n}"], vs, target))
+        figure = f"write 1 event x{n} writers (dispatcher)"
+        rows.append(_row(figure, "writes/s", writes[f"write 1 x{n}"], vs, target))
     for n in (1, 16, 64):
-        figure = f"append 10 events x{n} appenders"
-        rows.append(_row(figure, "events/s", writes[f"append 10 x{n}"], vs))
+        figure = f"write 10 events x{n} writers (dispatcher)"
+        rows.append(_row(figure, "events/s", writes[f"write 10 x{n}"], vs))
     raw = _row("read: raw asyncpg pages", "events/s", reads["raw"], extra=load)
     read = _row("read: store.read()", "events/s", reads["store"], ("raw asyncpg", raw.value),
                 Target("value", ">=", 300_000))  # fmt: skip

@@ -9,6 +9,7 @@ import attrs
 
 from commands.errors import ConflictError, UnavailableError, ValidationError
 from commands.types import Command
+from domain.actors import Actor
 from domain.events import Event
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
@@ -22,11 +23,12 @@ from projections.idempotency import RETENTION, Idempotency, KeyedWrite
 
 @attrs.define
 class Pending:
-    """A command waiting for its answer, and the Idempotency-Key it came with."""
+    """A command waiting for its answer, the Idempotency-Key it came with, and its actor."""
 
     command: Command
     future: asyncio.Future[list[RecordedEvent]]
     idempotency: Idempotency | None = None
+    actor: Actor | None = None
 
 
 @attrs.frozen

@@ -2,10 +2,11 @@
 
 Concurrent commands are taken in batches: each is decided against the state left by the
 ones before it (their events applied speculatively, then taken back), and the whole batch
-is appended at once, expecting the head the state was folded to. Another process having
-appended in between is a ConcurrencyError: catch up, and decide again while holding the
-log's write lock (so that a busy log cannot starve the batch). After success the events
-are folded for real before any caller resumes, so a caller reads its own write.
+is appended at once (one transaction: this batching is the log's group commit), expecting
+the head the state was folded to. Another process having appended in between is a
+ConcurrencyError: catch up, and decide again while holding the log's write lock (so that
+a busy log cannot starve the batch). After success the events are folded for real before
+any caller resumes, so a caller reads its own write.
 
 One command's fault never fails the others: events that break the log's limits are
 refused while deciding (that command alone gets a 400), and a batch the log refuses
@@ -22,7 +23,18 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from commands import apps, deployments, domains, formations, jobs, providers, releases, routes
+from commands import (
+    apps,
+    deployments,
+    domains,
+    formations,
+    jobs,
+    keys,
+    provenance,
+    providers,
+    releases,
+    routes,
+)
 from commands.batch import (
     Batch,
     Decided,
@@ -38,6 +50,7 @@ from commands.batch import (
 )
 from commands.errors import DomainError, UnavailableError, ValidationError
 from commands.types import Command, Handlers, handlers
+from domain.actors import Actor
 from domain.codec import encode
 from eventstore.record import NewEvent, RecordedEvent
 from eventstore.store import (
@@ -65,6 +78,7 @@ HANDLERS = handlers(
     providers.HANDLERS,
     routes.HANDLERS,
     domains.HANDLERS,
+    keys.HANDLERS,
 )
 
 #: Commands decided and appended together, at most ...
@@ -108,17 +122,21 @@ class Dispatcher:
                 task.cancel()
 
     async def handle(
-        self, command: Command, idempotency: Idempotency | None = None
+        self,
+        command: Command,
+        idempotency: Idempotency | None = None,
+        actor: Actor | None = None,
     ) -> list[RecordedEvent]:
         """Decide and record `command`; returns the events it wrote (maybe none).
 
         With `idempotency`, a key the log holds already is not decided again: the answer is
         the events that write recorded (ConflictError if it came with another request).
+        `actor` (who or what asks) goes into the meta of every event it writes.
         """
         if type(command) not in self.handlers:
             raise TypeError(f"no decider for {type(command).__name__}")
         future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._queue.append(Pending(command, future, idempotency))
+        self._queue.append(Pending(command, future, idempotency, actor))
         self._wake.set()
         return await future
 
@@ -181,8 +199,7 @@ class Dispatcher:
             for event in events:
                 apply(state, event, command.now)
             encoded = [encode(e) for e in events]
-            if key is not None and encoded:
-                encoded = key.mark(encoded)
+            encoded = provenance.mark(command, events, encoded, key, pending.actor)
             for new in encoded:
                 check_event(new)
         except Exception as exc:
@@ -213,7 +230,10 @@ class Dispatcher:
             self._settle(batch, refused(exc))
             return
         if recorded:
-            # Folded from the events decided, not decoded again from the bytes just encoded.
+            # Folded from the events decided, not decoded again from the bytes just encoded,
+            # and handed on to the model's followers: with no await since the append
+            # returned, so before the log's subscribers in this process hear of them
+            # (EventStore.subscribe), and the follower (projections.runner) skips them.
             new, decided = batch.new_events(), batch.decided_events()
             self.model.apply_records(recorded, recorded_events(decided, new, recorded))
         self._settle(batch, None, recorded)

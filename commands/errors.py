@@ -52,6 +52,10 @@ class ConflictError(DomainError):
         self.retry = retry
 
 
+class ForbiddenError(DomainError):
+    """The key is known, but its scope or its apps do not cover the request (403)."""
+
+
 class PreconditionFailedError(DomainError):
     """A precondition of the request does not hold (412)."""
 

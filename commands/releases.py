@@ -78,16 +78,21 @@ def create_artifact(state: State, cmd: CreateArtifact) -> list[Event]:
 
 
 def with_resource_defaults(process: JSON) -> JSON:
-    """A process type with every default resource filled in, and request = limit where unset."""
+    """A process type with its resources as Flynn's SetDefaults leaves them: each default
+    resource gets the default limit where none is given and request = limit where unset;
+    other resources keep what was given. An unset (null) request or limit is left out."""
     given: dict[str, Any] = process.get("resources") or {}
     resources: dict[str, dict[str, int]] = {}
     for name in sorted({*DEFAULT_RESOURCES, *given}):
-        spec = dict(given.get(name) or DEFAULT_RESOURCES.get(name) or {})
-        if spec.get("request") is None and spec.get("limit") is not None:
-            spec["request"] = spec["limit"]
-        if spec.get("limit") is None and spec.get("request") is not None:
-            spec["limit"] = spec["request"]
-        resources[name] = {"request": spec["request"], "limit": spec["limit"]}
+        spec = given.get(name) or {}
+        request, limit = spec.get("request"), spec.get("limit")
+        default = DEFAULT_RESOURCES.get(name)
+        if default is not None:
+            limit = default["limit"] if limit is None else limit
+            request = limit if request is None else request
+        resources[name] = {
+            k: v for k, v in (("request", request), ("limit", limit)) if v is not None
+        }
     return {
         **{k: v for k, v in process.items() if k != "resources" and v is not None},
         "resources": resources,

@@ -1,4 +1,5 @@
-"""`python -m controller` / `evenflow`: serve the API (and, as subcommands, operate on the log)."""
+"""`python -m controller` / `evenflow`: serve the API (and, as subcommands, operate on the log:
+backups, the replay tool, API keys)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from replay.exits import USAGE, CommandError
 from replay.progress import Progress
 from service.auth_key import client_key, key_file, with_keys
 from service.backup import backup_database, check_output
+from service.key_commands import add_parser as add_keys_parser
 from service.log_format import LOG_FORMATS, hide_keys_in_logs
 from service.metrics.workers import serve_merged
 from service.settings import EVENFLOW_VERSION, Settings
@@ -224,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
     dump.add_argument("-o", "--output", required=True, help="file or folder; - for stdout")
     dump.set_defaults(func=backup)
     add_replay_parser(commands, Hooks(database, service_key), [version])
+    add_keys_parser(commands, database, [version])
     return root
 
 

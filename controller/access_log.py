@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from controller import keys
 from service.log_format import MIN_HIDDEN_KEY, REDACTED, escape, hide_keys
 from service.log_output import LogOutput, set_up
 from service.metrics.requests import UNMATCHED, RequestStats
@@ -76,16 +77,13 @@ def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
 #: measured from there, to the microsecond (aiohttp's own measure is the event loop's
 #: clock, which uvloop keeps in whole milliseconds).
 STARTED = web.RequestKey("evenflow_started", float)
-_MAX_REQUEST_ID = 128
 
 
 def request_identity(request: web.BaseRequest) -> tuple[str | None, str | None]:
-    """The request's id (X-Request-Id, when fit to show) and its actor, for its log line:
-    the one place that reads them."""
-    given = request.headers.get("X-Request-Id")
-    if given and len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
-        return given, None
-    return None, None
+    """The request's id (taken or made by the middleware) and, once its key is known, the
+    key's name (never the key), for its log line: the one place that reads them."""
+    principal = request.get(keys.PRINCIPAL)
+    return request.get(keys.REQUEST_ID), None if principal is None else principal.name
 
 
 def route_of(request: web.BaseRequest) -> str:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from applog.store import MemoryLogStore
 from controller import keys
+from controller.auth import Authenticator
 from controller.broadcast import broadcast_context, close_streams
 from controller.consistency import consistency_context
 from controller.endpoints import ENDPOINTS
@@ -20,7 +21,6 @@ from eventstore.store import EventStore
 from service.deployer import deploying
 from service.event_log import event_log
 from service.metrics.requests import RequestStats
-from service.projector import sql_projector
 from service.providers import provider_client
 from service.read_side import read_side
 from service.scheduling import scheduling
@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.SCHEMAS] = load_validators()
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
+    app[keys.AUTHENTICATOR] = Authenticator(settings.auth_keys)
     app[REQUEST_STATS] = RequestStats()  # counted by the access logger (controller/server.py)
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
@@ -48,13 +49,12 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(consistency_context)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(broadcast_context)
-    app.cleanup_ctx.append(_sql_projector)
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
     app.cleanup_ctx.append(metrics_context)
     setup_routes(app)
     # One middleware and one hook: each layer costs a coroutine per request.
-    app.middlewares.append(edge(settings, app[ENDPOINTS]))
+    app.middlewares.append(edge(settings, app[ENDPOINTS], app[keys.AUTHENTICATOR]))
     app.on_response_prepare.append(edge_headers(settings))
     return app
 
@@ -71,11 +71,6 @@ async def _read_side(app: web.Application) -> AsyncIterator[None]:
 async def _providers(app: web.Application) -> AsyncIterator[None]:
     async with provider_client(app[keys.SETTINGS].provider_timeout) as client:
         app[keys.PROVIDERS] = client
-        yield
-
-
-async def _sql_projector(app: web.Application) -> AsyncIterator[None]:
-    async with sql_projector(app[keys.STORE], app[keys.HEALTH]):
         yield
 
 

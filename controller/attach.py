@@ -28,6 +28,7 @@ from aiohttp import web
 from commands.errors import DomainError, UnavailableError, ValidationError
 from commands.jobs import KillJob, RunJob
 from controller import keys
+from controller.actors import actor
 from controller.handlers.common import dispatch
 from domain.clock import now
 from domain.states import ENDED_JOB_STATES
@@ -275,7 +276,9 @@ class Session:
         """The client left: its job is not wanted any more. False if the log is away."""
         command = KillJob(self.command.app, self.command.job_id, now())
         try:
-            await self.request.app[keys.DISPATCHER].handle(command)
+            await self.request.app[keys.DISPATCHER].handle(
+                command, actor=actor(self.request, "attach")
+            )
         except DomainError:
             return False
         return True

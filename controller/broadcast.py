@@ -1,11 +1,12 @@
 """One subscription to the log per process, fanned out to every event-stream client.
 
 The broadcaster follows the log and keeps a bounded window of the most recent events, each
-encoded once: its envelope inside its SSE frame. In the service it shares the read model's
-subscription (the model hands it every batch it folds, the dispatcher's own appends at once,
-see MemoryReadModel.add_follower), and the window starts filled with the log's tail; on its
-own (`Broadcaster(store)`) it subscribes to the store from the head at start-up. The window
-also answers `GET /events` listings that it covers (`listing`).
+encoded once: its envelope (Flynn's event JSON), and its SSE frame made of it. In the
+service it follows the read model's fold (the model hands it every batch it folds, the
+dispatcher's own appends at once, see MemoryReadModel.add_follower), and the window starts
+filled with the log's tail; on its own (`Broadcaster(store)`) it subscribes to the store
+from the head at start-up. The window also answers `GET /events` listings that it covers
+(`listing`), with the envelopes it keeps.
 
 A client is a `Subscription`: a cursor (every event up to it has been served or did
 not match) and a filter. A client whose cursor lies inside the window is served from memory;
@@ -30,14 +31,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from controller import keys, sse
+from domain.codec import envelope
 from eventstore.record import EventFilter, RecordedEvent
 from eventstore.store import EventStore, StoreUnavailableError
-from projections.memory import MemoryReadModel
+from projections.memory import Folded, MemoryReadModel
 
 logger = logging.getLogger(__name__)
 
-#: The window holds at most this many events, and this many bytes of frames and of the
-#: payloads they were made of (the window keeps each event's record too).
+#: The window holds at most this many events, and this many bytes of frames, envelopes and
+#: the payloads they were made of (the window keeps each event's record too).
 WINDOW_EVENTS = 20_000
 WINDOW_BYTES = 32 * 1024 * 1024
 #: Events per write to one client (a client far behind inside the window catches up in steps).
@@ -106,7 +108,8 @@ class Broadcaster:
         # The window: parallel lists; entries before _start are evicted (compacted lazily).
         self._ids: list[int] = []
         self._records: list[RecordedEvent] = []
-        self._frames: list[bytes] = []
+        self._envelopes: list[bytes] = []
+        self._frames: list[bytes] = []  # each made of its envelope (sse.data_frame)
         self._start = 0
         self._bytes = 0
         self._evicted = 0  # bytes of the entries before _start, still held until compacted
@@ -159,20 +162,23 @@ class Broadcaster:
         if not newest or newest[0].id != head:
             return  # not the log the model folded (cannot happen): leave the window empty
         newest.reverse()
-        frames = [sse.event_frame(record) for record in newest]
+        envelopes = [envelope(record) for record in newest]
+        frames = [sse.data_frame(e, record.id) for e, record in zip(envelopes, newest, strict=True)]
         at = self._start  # everything in the window so far came after `head`
         self._ids[at:at] = [record.id for record in newest]
         self._records[at:at] = newest
+        self._envelopes[at:at] = envelopes
         self._frames[at:at] = frames
-        self._bytes += sum(len(frame) for frame in frames)
-        self._bytes += sum(len(record.data) for record in newest)
+        self._bytes += sum(_size(*entry) for entry in zip(newest, envelopes, frames, strict=True))
         self.floor = 0 if len(newest) < wanted else newest[0].id - 1
         self._evict()
 
     # -- as a follower of the read model (projections.memory.Follower) --------------------
 
-    def applied(self, records: list[RecordedEvent]) -> None:
-        for record in records:
+    wants_changes = 0  # it streams records: what they changed is none of its business
+
+    def applied(self, folded: Folded) -> None:
+        for record, _ in folded.pairs:
             self._add(record)
 
     def failed(self, error: BaseException) -> None:
@@ -194,11 +200,13 @@ class Broadcaster:
             self._wake_all()
 
     def _add(self, record: RecordedEvent) -> None:
-        frame = sse.event_frame(record)
+        encoded = envelope(record)
+        frame = sse.data_frame(encoded, record.id)
         self._ids.append(record.id)
         self._records.append(record)
+        self._envelopes.append(encoded)
         self._frames.append(frame)
-        self._bytes += len(frame) + len(record.data)
+        self._bytes += _size(record, encoded, frame)
         self.head = record.id
         self._evict()
         # Records of one page arrive without a pause: serve the clients once for all of them.
@@ -211,8 +219,9 @@ class Broadcaster:
     def _evict(self) -> None:
         """Drop the oldest events beyond the window's bounds."""
         while len(self._ids) - self._start > self.window_events or self._bytes > self.window_bytes:
-            self.floor = self._ids[self._start]
-            size = len(self._frames[self._start]) + len(self._records[self._start].data)
+            start = self._start
+            self.floor = self._ids[start]
+            size = _size(self._records[start], self._envelopes[start], self._frames[start])
             self._bytes -= size
             self._evicted += size
             self._start += 1
@@ -222,7 +231,9 @@ class Broadcaster:
             self._start > max(1024, self.window_events // 2)
             or self._evicted > self.window_bytes // 4
         ):
-            del self._ids[: self._start], self._records[: self._start], self._frames[: self._start]
+            start = self._start
+            del self._ids[:start], self._records[:start]
+            del self._envelopes[:start], self._frames[:start]
             self._start = 0
             self._evicted = 0
 
@@ -280,7 +291,7 @@ class Broadcaster:
         before_id: int | None = None,
         since_id: int | None = None,
         count: int | None = None,
-    ) -> list[memoryview] | None:
+    ) -> list[bytes] | None:
         """The envelopes store.read_backward would give (newest first), from the window;
         None when the window does not hold all of them (the caller reads the store)."""
         if self.failure is not None or self.model is None:
@@ -288,7 +299,7 @@ class Broadcaster:
         if count == 0:
             return []
         since = since_id or 0
-        ids, records, frames, start = self._ids, self._records, self._frames, self._start
+        ids, records, start = self._ids, self._records, self._start
         i = len(ids) if before_id is None else bisect.bisect_left(ids, before_id, start)
         matches = None if filter.is_all else filter.matches
         found: list[int] = []
@@ -303,8 +314,7 @@ class Broadcaster:
         else:
             if since < self.floor:
                 return None  # older events may match: they are in the store only
-        # A frame is b"id: <id>\ndata: <envelope>\n\n": the envelope is a slice of it.
-        return [memoryview(frames[n])[len(b"id: \ndata: ") + len(str(ids[n])) : -2] for n in found]
+        return [self._envelopes[n] for n in found]
 
     def listing_body(
         self,
@@ -502,6 +512,11 @@ class Broadcaster:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+
+def _size(record: RecordedEvent, encoded: bytes, frame: bytes) -> int:
+    """The bytes an event holds in the window."""
+    return len(record.data) + len(encoded) + len(frame)
 
 
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)

@@ -15,8 +15,23 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from domain.keys import Scope
+
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AppLimit(enum.Enum):
+    """What a route is to a key limited to some apps."""
+
+    #: The `{app}` of its path must be one of the key's (else a bare 404: none is revealed).
+    PATH = "the app in the path"
+    #: Its handler shows and changes only the key's apps' objects (lists filtered, others 404).
+    FILTER = "filtered to the key's apps"
+    #: Not an app's object (artifacts, providers, the service's status): as for any key.
+    GLOBAL = "not an app's"
+    #: Never for an app-limited key (a new app, the whole log, the keys): 403.
+    REFUSE = "refused"
 
 
 class Access(enum.Enum):
@@ -47,6 +62,10 @@ class Endpoint:
     answers: tuple[str, ...] = ("object",)  # kinds of 200 answers (see controller/openapi.py)
     query: tuple[tuple[str, JSON], ...] = ()  # (name, JSON Schema) of each query parameter
     headers: tuple[tuple[str, JSON], ...] = ()  # (name, JSON Schema) of each request header
+    #: The least scope a key needs (controller/auth.py); a row that says none: admin only.
+    scope: Scope = Scope.ADMIN
+    #: What it is to a key limited to some apps; unsaid: PATH for `{app}` paths, else REFUSE.
+    app_limit: AppLimit = attrs.field()
 
     # Worked out from the above when the table is read.
     #: No key needed: no catch-up with the log either, and no position in the answer.
@@ -55,6 +74,12 @@ class Endpoint:
     streams: bool = attrs.field(init=False)
     #: Where the request names an app ("path": `{app}`, "query": `?app_id=`), if it does.
     names_app: Literal["path", "query"] | None = attrs.field(init=False)
+    #: `scope.rank`, read on every request.
+    scope_rank: int = attrs.field(init=False)
+
+    @app_limit.default
+    def _app_limit(self) -> AppLimit:
+        return AppLimit.PATH if "{app}" in self.path else AppLimit.REFUSE
 
     @open.default
     def _open(self) -> bool:
@@ -63,6 +88,10 @@ class Endpoint:
     @streams.default
     def _streams(self) -> bool:
         return "stream" in self.answers
+
+    @scope_rank.default
+    def _scope_rank(self) -> int:
+        return self.scope.rank
 
     @names_app.default
     def _names_app(self) -> Literal["path", "query"] | None:
@@ -79,7 +108,9 @@ async def _no_route(request: web.Request) -> web.StreamResponse:
 
 #: The row of a request no route answers (the router's 404 or 405): the key is wanted
 #: first, as on every other path.
-UNROUTED = Endpoint("*", "", _no_route, "no such route")
+UNROUTED = Endpoint(
+    "*", "", _no_route, "no such route", scope=Scope.STREAM, app_limit=AppLimit.GLOBAL
+)
 
 
 #: The endpoint of each route of the router (GET's HEAD twin included).

@@ -11,6 +11,7 @@ from commands.errors import (
     AlreadyExistsError,
     ConflictError,
     DomainError,
+    ForbiddenError,
     JSONSyntaxError,
     NotFoundError,
     PreconditionFailedError,
@@ -33,6 +34,8 @@ class RequestTimeoutError(DomainError):
 ERROR_STATUS: dict[type[DomainError], tuple[int, str, bool]] = {
     ValidationError: (400, "validation_error", False),
     JSONSyntaxError: (400, "syntax_error", False),
+    # Flynn has no 403: its keys are all-powerful. Its error document, with a code of ours.
+    ForbiddenError: (403, "forbidden", False),
     NotFoundError: (404, "object_not_found", False),
     RequestTimeoutError: (408, "request_timeout", False),
     AlreadyExistsError: (409, "object_exists", False),

@@ -74,7 +74,7 @@ async def reading(app: web.Application) -> Reading:
 
 
 async def _sql_position(store: object) -> int | None:
-    # The SQL read model is projected by a lone process or the first worker: it says.
+    # The position is the database's, the same seen from any worker: one reports it.
     if not isinstance(store, PostgresEventStore) or worker_index() not in (None, 0):
         return None
     try:

@@ -1,22 +1,21 @@
 """The one middleware every request passes, and the one hook every answer's headers pass.
 
-`edge`, in this order: errors become Flynn's documents (it is outermost: nothing below it
-raises past it), CORS preflights are answered, bodies announced too large refused, the key
-checked, the request answered from a fold that holds every write acknowledged before it
-(controller/consistency.py), and a stream's slot given back however its handler ends.
-`edge_headers` gives every answer its CORS headers and its log position.
+`edge`, in this order: the request's id taken or made (controller/actors.py), errors become
+Flynn's documents (it is outermost: nothing below it raises past it), CORS preflights are
+answered, bodies announced too large refused, the key found and its scope and apps checked
+against the route's row (controller/auth.py), the request answered from a fold that holds
+every write acknowledged before it (controller/consistency.py), and a stream's slot given
+back however its handler ends. `edge_headers` gives every answer its request id, its CORS
+headers and its log position.
 
 One middleware rather than one per concern: each layer costs a coroutine per request, and
-what a request needs of its route (open? `?key=`? names an app? streams?) was worked out
-from the URL table at start-up (controller/endpoints.py).
+what a request needs of its route (open? `?key=`? names an app? streams? its scope?) was
+worked out from the URL table at start-up (controller/endpoints.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
@@ -24,15 +23,18 @@ from time import perf_counter
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from commands.errors import DomainError, NotFoundError, UnavailableError
+from commands.errors import DomainError, ForbiddenError, NotFoundError, UnavailableError
 from controller import keys
 from controller.access_log import STARTED
+from controller.actors import REQUEST_ID_HEADER, request_id
+from controller.auth import Authenticator, Principal, open_door, refusal
 from controller.consistency import CONSISTENCY, HEADER, consistently
 from controller.cors import cors_headers, preflight
-from controller.endpoints import UNROUTED, Access, Endpoint, Handler
+from controller.endpoints import UNROUTED, AppLimit, Endpoint, Handler
 from controller.errors import describe, error_document, error_response
 from controller.limits import STREAM_SLOTS
 from eventstore.store import StoreUnavailableError
+from projections.apps import find_app
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,24 +47,42 @@ def not_found_response() -> web.Response:
     return web.Response(status=404)
 
 
-def edge(settings: Settings, endpoints: Mapping[web.AbstractRoute, Endpoint]) -> Middleware:
+def edge(
+    settings: Settings,
+    endpoints: Mapping[web.AbstractRoute, Endpoint],
+    authenticator: Authenticator | None = None,
+) -> Middleware:
     """The middleware, given what it needs of the service's settings and the URL table
-    (each request's own row: `endpoints`, see controller/urls.py)."""
-    checker, cors_origins = Keys(settings.auth_keys), settings.cors_origins
+    (each request's own row: `endpoints`, see controller/urls.py), and who may call
+    (AUTH_KEY's keys unless told)."""
+    authenticator = authenticator or Authenticator(settings.auth_keys)
+    cors_origins = settings.cors_origins
     max_body_size = settings.max_body_size
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[STARTED] = perf_counter()  # the access log's duration
         url = endpoints.get(request.match_info.route, UNROUTED)
+        request[keys.REQUEST_ID] = request_id(request)
         try:
             answer = preflight(request, cors_origins) or too_big(request, max_body_size)
             if answer is not None:
                 return answer
-            if not checker.authorized(request, url.access):
-                return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
+            state = request.app[keys.READ_MODEL].state
             if url.open:
+                if not open_door(authenticator, request, url, state):
+                    return web.Response(status=401)
                 return await handler(request)
+            principal = authenticator.authenticate(request, url.access, state)
+            if principal is None:
+                return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
+            request[keys.PRINCIPAL] = principal
+            if principal.rank < url.scope_rank or principal.apps is not None:
+                refused = refusal(principal, url, request)
+                if refused is not None:
+                    raise ForbiddenError(refused)
+                if principal.apps is not None and url.app_limit is AppLimit.PATH:
+                    handler = _path_app_limited(handler, principal)
             keeper = request.app[CONSISTENCY]
             return await consistently(request, handler, url.names_app, keeper)
         except NotFoundError:
@@ -100,6 +120,9 @@ def edge_headers(settings: Settings) -> Hook:
     cors_origins = settings.cors_origins
 
     async def hook(request: web.Request, response: web.StreamResponse) -> None:
+        rid = request.get(keys.REQUEST_ID)
+        if rid is not None:
+            response.headers[REQUEST_ID_HEADER] = rid
         position: int | None = request.get(keys.WRITTEN)
         if position is not None:
             response.headers[HEADER] = str(position or request.app[keys.READ_MODEL].last_id)
@@ -120,74 +143,14 @@ def too_big(request: web.Request, limit: int) -> web.Response | None:
     return error_response(413, error_document("request_body_too_big", message))
 
 
-# -- keys --------------------------------------------------------------------------------
+def _path_app_limited(handler: Handler, principal: Principal) -> Handler:
+    """`handler`, for a key limited to some apps: the app its path names must be one of
+    them. Another is "not found" (inside the catch-up: a name may be new to this fold)."""
 
+    async def limited(request: web.Request) -> web.StreamResponse:
+        app = find_app(request.app[keys.READ_MODEL].state, request.match_info["app"])
+        if app is None or not principal.sees(app.id):
+            raise NotFoundError()
+        return await handler(request)
 
-def basic_password(header: str) -> str:
-    """The Basic-auth password ("" when absent or malformed); the username is ignored."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return ""
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
-    return decoded.partition(":")[2]
-
-
-def key_matches(candidate: str, auth_keys: tuple[str, ...]) -> bool:
-    """Constant time in the candidate: every key is compared, none short-circuits."""
-    given = candidate.encode()
-    results = [hmac.compare_digest(given, key.encode()) for key in auth_keys]
-    return bool(candidate) and any(results)
-
-
-class Keys:
-    """The configured keys, and the Authorization headers that carried one of them.
-
-    A client sends the same header with every request, and checking it (base64, one HMAC
-    comparison per key) costs several times a dict lookup, which reveals nothing about the
-    key (str hashes are keyed per process). Failures are not remembered.
-    """
-
-    __slots__ = ("_accepted", "_keys")
-
-    #: Headers remembered at most (then forgotten all at once).
-    REMEMBERED = 1024
-
-    def __init__(self, auth_keys: tuple[str, ...]) -> None:
-        self._keys = auth_keys
-        self._accepted: dict[str, None] = {}
-
-    def authorized(self, request: web.Request, access: Access) -> bool:
-        """Whether the request may go on: an open endpoint, or a valid key (Basic, or
-        ?key= where the endpoint takes it)."""
-        if access is Access.OPEN:
-            return True
-        header = request.headers.get("Authorization", "")
-        if header in self._accepted:
-            return True
-        password = basic_password(header)
-        if not password:
-            if access is Access.OPEN_WITHOUT_PASSWORD:
-                return True
-            if may_use_key_param(request, access):
-                return key_matches(request.query.get("key", ""), self._keys)
-            return False
-        if not key_matches(password, self._keys):
-            return False
-        if len(self._accepted) >= self.REMEMBERED:
-            self._accepted.clear()
-        self._accepted[header] = None
-        return True
-
-
-def may_use_key_param(request: web.Request, access: Access) -> bool:
-    """Whether ?key= may stand for the key: only to read a stream or a backup, the routes
-    whose row says so (Flynn takes it on any request that accepts text/event-stream,
-    writes included)."""
-    if access is Access.KEY_OR_PARAM:
-        return True
-    return access is Access.KEY_OR_STREAM_PARAM and "text/event-stream" in request.headers.get(
-        "Accept", ""
-    )
+    return limited

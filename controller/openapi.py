@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from controller.actors import REQUEST_ID_HEADER
 from controller.endpoints import JSON, Access, Endpoint
 from controller.handlers.common import IDEMPOTENCY_KEY
 from controller.http import json_response
@@ -54,6 +55,21 @@ _ANSWERS: dict[str, JSON] = {
     "tar": {"application/tar": {"schema": {"type": "string", "format": "binary"}}},
     "text": {"text/plain": {"schema": {"type": "string"}}},
     "pem": {"application/x-x509-ca-cert": {"schema": {"type": "string"}}},
+    "audit": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["entries", "next_before_id"],
+                "properties": {
+                    "entries": {"type": "array", "items": {"type": "object"}},
+                    "next_before_id": {
+                        "type": ["integer", "null"],
+                        "description": "the before_id of the next page; null: no more",
+                    },
+                },
+            }
+        }
+    },
 }
 _ERROR_RESPONSE = {
     "description": "Flynn's error document",
@@ -83,7 +99,34 @@ _LAGGING_RESPONSE = {
     "headers": {"Retry-After": {"schema": {"type": "string"}}},
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
-_KEY = {"type": "http", "scheme": "basic", "description": "the key as the password"}
+_KEY = {
+    "type": "http",
+    "scheme": "basic",
+    "description": (
+        "the key as the password; what it may call is its scope (x-evenflow-scope of each "
+        "operation: stream < read < deploy < admin, each including the ones before it), and "
+        "a key limited to some apps sees and changes only those (x-evenflow-apps)"
+    ),
+}
+# Every answer names its request (controller/actors.py).
+_REQUEST_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x20-\\x7e]+$"}
+_REQUEST_ID_PARAMETER = {
+    "name": REQUEST_ID_HEADER,
+    "in": "header",
+    "description": (
+        "The request's id, kept with the events it writes (their actor) and echoed; "
+        "printable ASCII of at most 128 characters, else one is made"
+    ),
+    "schema": _REQUEST_ID,
+}
+_REQUEST_ID_HEADER = {
+    "description": "The request's id (its own, or one made)",
+    "schema": _REQUEST_ID,
+}
+_FORBIDDEN_RESPONSE = {
+    "description": "The key is known, but its scope or its apps do not cover this",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 _KEY_PARAM = {
     "type": "apiKey",
     "in": "query",
@@ -132,14 +175,17 @@ def _operation(url: Endpoint) -> JSON:
     parameters += [{"name": n, "in": "header", "schema": s} for n, s in url.headers]
     if url.method in _WRITES:
         parameters.append(_IDEMPOTENCY_KEY)
+    parameters.append(_REQUEST_ID_PARAMETER)
     ok: JSON = {"description": "OK", "content": _content(url.answers)}
+    ok["headers"] = {REQUEST_ID_HEADER: _REQUEST_ID_HEADER}
     responses: JSON = {
         "200": ok,
         "401": {"description": "No key or a wrong key: a bare 401, empty body"},
     }
     if not url.open:
         parameters.append(_POSITION_PARAMETER)
-        ok["headers"] = {"Evenflow-Event-Id": _POSITION_HEADER}
+        ok["headers"]["Evenflow-Event-Id"] = _POSITION_HEADER
+        responses["403"] = _FORBIDDEN_RESPONSE
         responses["503"] = _LAGGING_RESPONSE
     if _PARAMETER.search(url.path):
         responses["404"] = {"description": "Not found: a bare 404, empty body"}
@@ -165,6 +211,9 @@ def _operation(url: Endpoint) -> JSON:
         doc["security"] = [{}, {"key": []}]
     elif url.access in (Access.KEY_OR_PARAM, Access.KEY_OR_STREAM_PARAM):
         doc["security"] = [{"key": []}, {"key_param": []}]
+    if not url.open:
+        doc["x-evenflow-scope"] = str(url.scope)
+        doc["x-evenflow-apps"] = url.app_limit.name.lower()
     return doc
 
 

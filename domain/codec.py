@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from domain.actors import PUBLIC_FIELDS, Actor
 from domain.events import EVENT_TYPES, Event, JobStateChanged
 from domain.timefmt import format_time
 from eventstore.record import NewEvent, RecordedEvent
@@ -35,38 +36,7 @@ def encode(event: Event) -> NewEvent:
     )
 
 
-#: Events this process encoded, by the record the log made of each (see remember).
-_known: dict[int, tuple[RecordedEvent, Event]] = {}
-_KNOWN_MAX = 4096
-#: ... and their payloads' bytes at most: a large event's decoded form is as large again,
-#: and the projector that wants it comes within moments or not at all.
-_KNOWN_MAX_BYTES = 8 * 1024 * 1024
-_known_bytes = 0
-
-
-def remember(record: RecordedEvent, event: Event) -> None:
-    """Let decode(record) return `event`, the event `record` was encoded from.
-
-    The dispatcher remembers the events it appended (projections.memory.apply_records):
-    the SQL projector decodes the very records the dispatcher got back, shortly after,
-    which cost 2.5 % of a POST /apps. Keyed by the record's identity: an equal record
-    from elsewhere (another store, a read) is decoded as usual.
-    """
-    global _known_bytes
-    size = len(record.data)
-    if len(_known) >= _KNOWN_MAX or _known_bytes + size > _KNOWN_MAX_BYTES:
-        _known.clear()
-        _known_bytes = 0
-        if size > _KNOWN_MAX_BYTES:
-            return
-    _known[id(record)] = (record, event)
-    _known_bytes += size
-
-
 def decode(record: RecordedEvent) -> Event:
-    known = _known.get(id(record))
-    if known is not None and known[0] is record:
-        return known[1]
     cls = EVENT_TYPES.get(record.type)
     if cls is None:
         raise UnknownEventError(f"event {record.id} has an unknown type {record.type!r}")
@@ -84,8 +54,17 @@ def decode_meta(meta: bytes) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {}
 
 
+def actor_of(record: RecordedEvent) -> Actor | None:
+    """Who or what caused a recorded event (None for events written before actors)."""
+    if record.meta is None:
+        return None
+    return Actor.from_json(decode_meta(record.meta).get("actor"))
+
+
 def envelope(record: RecordedEvent) -> bytes:
-    """Flynn's event JSON: id, app (omitted when none), object_type, object_id, data, created_at.
+    """Flynn's event JSON: id, app (omitted when none), object_type, object_id, data, created_at;
+    and Evenflow's `meta`, `{"actor": ...}` without the client's address and user agent,
+    when the event has an actor (Flynn's clients ignore keys they do not know).
 
     The payload is embedded from the stored bytes, never parsed and re-encoded.
     """
@@ -96,4 +75,8 @@ def envelope(record: RecordedEvent) -> bytes:
     doc["object_id"] = record.object_id
     doc["data"] = orjson.Fragment(record.data)
     doc["created_at"] = format_time(record.created_at)
+    if record.meta is not None:
+        actor = decode_meta(record.meta).get("actor")
+        if isinstance(actor, dict):  # as stored: no Actor made, this runs for every event sent
+            doc["meta"] = {"actor": {k: actor[k] for k in PUBLIC_FIELDS if k in actor}}
     return orjson.dumps(doc)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import attrs
 
+from domain.keys import KeyCreated, KeyRevoked
 from domain.objects import (
     JSON,
     App,
@@ -621,6 +622,8 @@ Event = (
     | RouteUpdated
     | RouteDeleted
     | DomainMigrated
+    | KeyCreated
+    | KeyRevoked
 )
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
@@ -642,6 +645,8 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     RouteDeleted,
     DomainMigrated,
     ReleaseDeleted,
+    KeyCreated,
+    KeyRevoked,
 )
 
 #: Stored type name -> class. Names are the decode key: never rename one.

@@ -58,8 +58,12 @@ def in_doubt(exc: BaseException) -> bool:
     open: no answer came (timeout, lost connection), or the server ended the session
     (administrator shutdown, which may come after a commit reached the disk). asyncpg's
     interface errors are raised before anything is sent (a connection found closed or in
-    the wrong state)."""
+    the wrong state), and so is a broken pipe while sending."""
     if isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return False
+    if isinstance(exc.__cause__, BrokenPipeError):
+        # The server was gone as the statement was being sent: it never had all of it, and
+        # a statement runs and commits only once it has arrived whole.
         return False
     if isinstance(exc, asyncpg.PostgresError):
         return isinstance(

@@ -1,4 +1,5 @@
-"""PostgresEventStore: the log in PostgreSQL, with group commit and LISTEN/NOTIFY wake-ups."""
+"""PostgresEventStore: the log in PostgreSQL, one transaction per append, with LISTEN/NOTIFY
+wake-ups."""
 
 from __future__ import annotations
 
@@ -39,11 +40,6 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "evenflow_events"
 
-#: A group-committed batch stops growing at this many events ...
-MAX_BATCH_EVENTS = 5_000
-#: ... or bytes of payload: one statement's parameters are bounded by the server's 1 GB
-#: allocation limit, and the batch is held in memory until it is answered.
-MAX_BATCH_BYTES = 64 * 1024 * 1024
 #: Bytes of payloads a page of a read holds at most (one event at least): a page is held
 #: and decoded whole, so large events come a few at a time.
 PAGE_BYTES = 8 * 1024 * 1024
@@ -55,7 +51,7 @@ POLL_INTERVAL_UNLISTENED = 0.5
 CONNECT_TIMEOUT = 5.0
 #: Seconds an append transaction may take before it fails as unavailable.
 APPEND_TIMEOUT = 15.0
-#: Seconds a subscriber waits for this store's commit in flight before reading the log.
+#: Seconds a subscriber waits for this store's append in flight before reading the log.
 COMMIT_WAIT = 0.05
 
 _COLUMNS = (
@@ -92,14 +88,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-@attrs.define
-class _Append:
-    events: Sequence[NewEvent]
-    expected: int | None
-    future: asyncio.Future[list[RecordedEvent]]
-
-
-Planned = list[tuple[int, NewEvent]] | ConcurrencyError
+Planned = list[tuple[int, NewEvent]]
 
 
 @attrs.frozen
@@ -112,7 +101,7 @@ class _Sent:
 
     pid: int
     started_before: datetime
-    planned: list[Planned]
+    planned: Planned
     base: int
 
 
@@ -124,38 +113,29 @@ class _Attempt:
     seen: list[RecordedEvent] = attrs.field(factory=list)
 
 
-def plan_batch(
-    batch: Sequence[tuple[Sequence[NewEvent], int | None]], head: int, taken: set[str]
-) -> list[Planned]:
-    """Decide, member by member, what a batch writes: ids from head + 1, duplicates dropped.
-
-    A member whose expected id is not the head left by the members before it is refused.
-    """
-    planned: list[Planned] = []
+def plan(events: Sequence[NewEvent], expected: int | None, head: int, taken: set[str]) -> Planned:
+    """What an append writes: ids from head + 1, events whose unique id is `taken` (or
+    earlier in `events`) dropped; ConcurrencyError if `expected` is not the head."""
+    if expected is not None and expected != head:
+        raise ConcurrencyError(expected, head)
+    rows = []
     taken = set(taken)
-    for events, expected in batch:
-        if expected is not None and expected != head:
-            planned.append(ConcurrencyError(expected, head))
-            continue
-        rows = []
-        for event in events:
-            if event.unique_id is not None:
-                if event.unique_id in taken:
-                    continue
-                taken.add(event.unique_id)
-            head += 1
-            rows.append((head, event))
-        planned.append(rows)
-    return planned
+    for event in events:
+        if event.unique_id is not None:
+            if event.unique_id in taken:
+                continue
+            taken.add(event.unique_id)
+        head += 1
+        rows.append((head, event))
+    return rows
 
 
-def _append_args(head: int, planned: list[Planned]) -> list[Any]:
-    rows = [row for plan in planned if not isinstance(plan, ConcurrencyError) for row in plan]
-    events = [event for _, event in rows]
+def _append_args(head: int, planned: Planned) -> list[Any]:
+    events = [event for _, event in planned]
     return [
         head,
         [e.unique_id for e in events if e.unique_id is not None],
-        [event_id for event_id, _ in rows],
+        [event_id for event_id, _ in planned],
         [e.type for e in events],
         [e.object_type for e in events],
         [e.object_id for e in events],
@@ -165,11 +145,6 @@ def _append_args(head: int, planned: list[Planned]) -> list[Any]:
         [e.data for e in events],
         [e.meta for e in events],
     ]
-
-
-def _planned_rows(sent: _Sent) -> list[tuple[int, NewEvent]]:
-    """The (id, event) rows an append planned to write."""
-    return [row for plan in sent.planned if not isinstance(plan, ConcurrencyError) for row in plan]
 
 
 def _where(filter: EventFilter, args: list[Any]) -> str:
@@ -184,6 +159,12 @@ def _where(filter: EventFilter, args: list[Any]) -> str:
     if filter.object_id is not None:
         args.append(filter.object_id)
         clauses.append(f"object_id = ${len(args)}")
+    if filter.app_ids is not None:
+        args.append(sorted(a for a in filter.app_ids if _CANONICAL_UUID.fullmatch(a)))
+        clauses.append(f"app_id = ANY(${len(args)}::uuid[])")
+    if filter.hidden_types:
+        args.append(sorted(filter.hidden_types))
+        clauses.append(f"object_type <> ALL(${len(args)}::text[])")
     return "".join(f" AND {clause}" for clause in clauses)
 
 
@@ -270,10 +251,9 @@ class _Listener:
 class PostgresEventStore:
     """The log in one `events` table.
 
-    Appends from concurrent callers are group-committed: one writer task drains the queue
-    and writes each batch in one transaction (one lock, one multi-row insert, one
-    notification, one WAL flush), while every caller keeps its own atomicity and its own
-    ConcurrencyError.
+    Each append is one transaction (one lock, one multi-row insert, one notification, one
+    WAL flush) on the store's own writer connection, one after the other: a writer of many
+    small appends batches them itself (the service's dispatcher does, commands/dispatch.py).
     """
 
     def __init__(self, pool: asyncpg.Pool, dsn: str, read_pool: asyncpg.Pool | None = None) -> None:
@@ -283,15 +263,14 @@ class PostgresEventStore:
         self._read_pool = read_pool or pool
         self._dsn = dsn
         self._written = Written()
-        # Set while a batch is being committed: its notification may be handled before the
-        # commit's own answer, and a subscriber woken by it waits for the batch (see subscribe).
+        # Set while an append is under way (and handed its records to this store's subscribers
+        # as it ends): its notification may be handled before the commit's own answer, and a
+        # subscriber woken by it waits for the append (subscribe).
         self._committed: asyncio.Event | None = None
+        self._appending = asyncio.Lock()  # one append at a time on the writer connection
         self._writer_conn: asyncpg.Connection | None = None
         self._writer_started = datetime.min  # the writer connection's backend start
         self._listener = _Listener(dsn, self._seen_head)
-        self._pending: list[_Append] = []
-        self._has_pending = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self._closing = False
         # The log head as last seen (written, notified or found); appends plan against it.
         self._head_hint = 0
@@ -330,7 +309,6 @@ class PostgresEventStore:
         store = cls(pool, dsn, read_pool)
         store._head_hint = await store.last_id()
         store._listener.start()
-        store._writer = asyncio.create_task(store._write_loop(), name="evenflow-event-writer")
         return store
 
     @property
@@ -338,6 +316,18 @@ class PostgresEventStore:
         """A connection pool on the log's database for other components (SQL read model,
         leader election): connections are fully reset when released."""
         return self._pool
+
+    async def session_pool(self, size: int = 1) -> asyncpg.Pool:
+        """A pool of its own on the log's database, connecting when first used: for
+        sessions that outlive requests (a leader's lock), which must not hold up the closing
+        of the log's pools. The caller closes it."""
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=size,
+            timeout=CONNECT_TIMEOUT,
+            server_settings={"application_name": "evenflow"},
+        )
 
     @property
     def read_pool(self) -> asyncpg.Pool:
@@ -353,166 +343,140 @@ class PostgresEventStore:
     async def append(
         self, events: Sequence[NewEvent], expected_last_id: int | None = None
     ) -> list[RecordedEvent]:
+        """See EventStore.append. The events reach this store's subscribers as this returns,
+        in the caller's task (subscribe): a caller that folds them before its next await has
+        folded them before any subscriber of this store sees them."""
         check_events(events)
-        if self._closing:
-            raise StoreUnavailableError("the event store is closing")
-        future: asyncio.Future[list[RecordedEvent]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Append(events, expected_last_id, future))
-        self._has_pending.set()
-        return await future
+        async with self._one_append():
+            started = time.perf_counter()
+            try:
+                base, records = await self._append(events, expected_last_id)
+            except ConcurrencyError:
+                raise  # an answer to the caller, not a failure of the log
+            except Exception:
+                self.stats.failed += 1
+                raise
+            if records:
+                self.stats.committed(len(records), time.perf_counter() - started)
+                self._seen_head(records[-1].id)
+                self._written.add(base, records)
+        return records
 
-    async def _write_loop(self) -> None:
-        while not (self._closing and not self._pending):
-            await self._has_pending.wait()
-            self._has_pending.clear()
-            while self._pending:
-                batch = self._take_batch()
-                try:
-                    await self._write(batch)
-                except Exception as exc:  # a bug must not leave callers waiting forever
-                    logger.exception("event writer failed")
-                    _fail(batch, exc)
+    @contextlib.asynccontextmanager
+    async def _one_append(self) -> AsyncIterator[None]:
+        """One append at a time: while it is under way, a subscriber woken by its
+        notification waits for it (see _committed); it ends without a pause in between."""
+        async with self._appending:
+            if self._closing:
+                raise StoreUnavailableError("the event store is closing")
+            committed = self._committed = asyncio.Event()
+            try:
+                yield
+            finally:
+                self._committed = None
+                committed.set()
 
-    def _take_batch(self) -> list[_Append]:
-        count = size = 0
-        for i, member in enumerate(self._pending):
-            count += len(member.events)
-            size += sum(len(event.data) for event in member.events)
-            if (count > MAX_BATCH_EVENTS or size > MAX_BATCH_BYTES) and i > 0:
-                break
-        else:
-            i = len(self._pending)
-        batch, self._pending = self._pending[:i], self._pending[i:]
-        return batch
-
-    async def _write(self, batch: list[_Append]) -> None:
-        committed = self._committed = asyncio.Event()
-        started = time.perf_counter()
-        try:
-            await self._write_batch(batch)
-        finally:
-            self._committed = None
-            committed.set()
-            self.stats.settled(*_outcomes(batch), time.perf_counter() - started)
-
-    async def _write_batch(self, batch: list[_Append]) -> None:
+    async def _append(
+        self, events: Sequence[NewEvent], expected: int | None
+    ) -> tuple[int, list[RecordedEvent]]:
+        """(the head it was planned against, the records written), or the store's error."""
         attempt = _Attempt()
         try:
-            planned, now, base = await asyncio.wait_for(
-                self._commit(batch, attempt), APPEND_TIMEOUT
-            )
+            async with asyncio.timeout(APPEND_TIMEOUT):
+                planned, now, base = await self._commit(events, expected, attempt)
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             if isinstance(exc, UNAVAILABLE):
                 await self._drop_writer_connection()  # whatever its state, start afresh
-            if attempt.sent is not None and in_doubt(exc):
-                await self._settle_in_doubt(batch, attempt.sent, exc)
-            elif isinstance(exc, UNAVAILABLE):
-                _fail(batch, _unavailable(exc))
-            elif len(batch) == 1:
-                _fail(batch, refusal(exc))
-            else:
-                # One member's bad data must not fail the others: write them one by one.
-                for member in batch:
-                    await self._write_batch([member])
-            return
-        self._deliver(batch, planned, now, base)
+            if attempt.sent is None or not in_doubt(exc):
+                raise _unavailable(exc) if isinstance(exc, UNAVAILABLE) else refusal(exc) from exc
+            planned, base = attempt.sent.planned, attempt.sent.base
+            now = await self._settle_in_doubt(attempt.sent, exc)
+        return base, [RecordedEvent.of(event, i, now) for i, event in planned]
 
-    def _deliver(
-        self, batch: list[_Append], planned: list[Planned], now: datetime, base: int
-    ) -> None:
-        written: list[RecordedEvent] = []
-        for member, plan in zip(batch, planned, strict=True):
-            if isinstance(plan, ConcurrencyError):
-                if not member.future.done():
-                    member.future.set_exception(plan)
-                continue
-            records = [RecordedEvent.of(e, i, now) for i, e in plan]
-            written += records
-            if not member.future.done():  # else the caller went away; the events are written
-                member.future.set_result(records)
-        if written:
-            self._seen_head(written[-1].id)
-            self._written.add(base, written)
-
-    async def _settle_in_doubt(self, batch: list[_Append], sent: _Sent, exc: BaseException) -> None:
-        """Answer a batch whose commit went unanswered: as written if it committed, as
-        unavailable if it provably did not, else with OutcomeUnknownError."""
+    async def _settle_in_doubt(self, sent: _Sent, exc: BaseException) -> datetime:
+        """The commit time of an append whose commit went unanswered, if it committed; else
+        StoreUnavailableError if it provably did not, OutcomeUnknownError if that is not
+        known."""
         try:
-            when = await committed_at(self._dsn, sent.pid, sent.started_before, _planned_rows(sent))
+            when = await committed_at(self._dsn, sent.pid, sent.started_before, sent.planned)
         except OutcomeUnknownError as unknown:
             logger.warning("an append's outcome is unknown: %s (after %r)", unknown, exc)
-            _fail(batch, unknown)
-            return
+            raise
         if when is None:
-            _fail(batch, _unavailable(exc))
-        else:
-            logger.warning("an append committed although its answer was lost (%r)", exc)
-            self._deliver(batch, sent.planned, when, sent.base)
+            raise _unavailable(exc) from exc
+        logger.warning("an append committed although its answer was lost (%r)", exc)
+        return when
 
     async def _commit(
-        self, batch: list[_Append], attempt: _Attempt
-    ) -> tuple[list[Planned], datetime, int]:
-        """Write a batch; returns its plan, commit time and the head it was planned against.
+        self, events: Sequence[NewEvent], expected: int | None, attempt: _Attempt
+    ) -> tuple[Planned, datetime, int]:
+        """Write an append; returns its plan, commit time and the head it was planned against.
 
         First optimistically, in one round trip, against the head we last saw; if the log
         moved (another process wrote) or a unique id turned out to be used, once more
         inside a transaction that takes the lock before planning, which cannot miss.
         `attempt.sent` is set while a commit is under way.
         """
-        members = [(m.events, m.expected) for m in batch]
         conn, started = await self._writer_connection()
         pid = conn.get_server_pid()
         base = self._head_hint
-        planned = plan_batch(members, base, set())
-        attempt.sent = _Sent(pid, started, planned, base)  # one statement: it commits as it ends
-        head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
-        attempt.sent = None
-        if not written:
-            unique_ids = [e.unique_id for m in batch for e in m.events if e.unique_id]
-            async with conn.transaction():
-                base, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
-                planned = plan_batch(members, base, set(taken))
-                head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
-                assert written, "the append lock is held, so the plan cannot be stale"
-                attempt.sent = _Sent(pid, started, planned, base)  # COMMIT, as the block ends
+        if expected is None or expected == base:
+            planned = plan(events, None, base, set())
+            attempt.sent = _Sent(pid, started, planned, base)  # one statement: commits as it ends
+            head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
             attempt.sent = None
-        last = [plan[-1][0] for plan in planned if not isinstance(plan, ConcurrencyError) and plan]
-        self._seen_head(last[-1] if last else head)
+            if written:
+                self._seen_head(planned[-1][0] if planned else head)
+                return planned, now, base
+        # The log moved, a unique id is used, or the caller expects a head this store has not
+        # seen: plan under the lock, against the head it holds.
+        unique_ids = [e.unique_id for e in events if e.unique_id]
+        async with conn.transaction():
+            base, now, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)
+            self._seen_head(base)
+            planned = plan(events, expected, base, set(taken))  # a ConcurrencyError rolls back
+            head, now, _, written = await conn.fetchrow(_APPEND, *_append_args(base, planned))
+            assert written, "the append lock is held, so the plan cannot be stale"
+            attempt.sent = _Sent(pid, started, planned, base)  # COMMIT, as the block ends
+        attempt.sent = None
+        self._seen_head(planned[-1][0] if planned else head)
         return planned, now, base
 
     async def append_after(
         self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
     ) -> tuple[list[RecordedEvent], list[RecordedEvent]]:
         """See EventStore.append_after: one transaction holding the table lock that orders
-        every append (evenflow_lock_head), on a connection of the pool; the group-committed
-        appends of this process wait for it like those of any other."""
+        every append (evenflow_lock_head), on a connection of the pool, in turn with this
+        store's appends; its events reach this store's subscribers as `append`'s do."""
+        async with self._one_append():
+            seen, written, base = await self._locked_append(after, decide)
+            if written:
+                self._seen_head(written[-1].id)
+                self._written.add(base, written)
+            elif seen:
+                self._seen_head(seen[-1].id)
+        return seen, written
+
+    async def _locked_append(
+        self, after: int, decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+    ) -> tuple[list[RecordedEvent], list[RecordedEvent], int]:
         attempt = _Attempt()
         try:
-            seen, written, base = await asyncio.wait_for(
-                self._append_after(after, decide, attempt), APPEND_TIMEOUT
-            )
+            async with asyncio.timeout(APPEND_TIMEOUT):
+                seen, written, base = await self._append_after(after, decide, attempt)
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             if attempt.sent is not None and in_doubt(exc):
                 seen, sent = attempt.seen, attempt.sent
-                when = await committed_at(
-                    self._dsn, sent.pid, sent.started_before, _planned_rows(sent)
-                )
+                when = await committed_at(self._dsn, sent.pid, sent.started_before, sent.planned)
                 if when is None:
                     raise _unavailable(exc) from exc
-                (plan,) = sent.planned
-                assert not isinstance(plan, ConcurrencyError)
-                written = [RecordedEvent.of(e, i, when) for i, e in plan]
+                written = [RecordedEvent.of(e, i, when) for i, e in sent.planned]
                 base = sent.base
             elif isinstance(exc, UNAVAILABLE):
                 raise _unavailable(exc) from exc
             else:
                 raise refusal(exc) from exc
-        if written:
-            self._seen_head(written[-1].id)
-            self._written.add(base, written)
-        elif seen:
-            self._seen_head(seen[-1].id)
-        return seen, written
+        return seen, written, base
 
     async def _append_after(
         self,
@@ -530,14 +494,12 @@ class PostgresEventStore:
             check_events(events)
             unique_ids = [e.unique_id for e in events if e.unique_id]
             _, _, taken = await conn.fetchrow(_LOCK_HEAD, unique_ids)  # the lock is held
-            planned = plan_batch([(events, None)], head, set(taken))
+            planned = plan(events, None, head, set(taken))
             _, now, _, written = await conn.fetchrow(_APPEND, *_append_args(head, planned))
             assert written, "the append lock is held, so the plan cannot be stale"
             # COMMIT, as the block ends: this session started before it took the lock.
             attempt.sent = _Sent(conn.get_server_pid(), locked_at, planned, head)
-        (plan,) = planned
-        assert not isinstance(plan, ConcurrencyError)
-        return seen, [RecordedEvent.of(e, i, now) for i, e in plan], head
+        return seen, [RecordedEvent.of(e, i, now) for i, e in planned], head
 
     async def _writer_connection(self) -> tuple[asyncpg.Connection, datetime]:
         """The writer's own connection (not pooled, so no reset query runs after each
@@ -655,6 +617,11 @@ class PostgresEventStore:
         comes with the notification (its payload, or this store's own append), so a wake-up
         costs one query, or none when this store wrote everything new itself; the database
         is asked for its head at first, after a poll and while notifications may be missed.
+
+        This store's own appends are served from memory (Written) once `append` has
+        returned them: in the appender's task, so after whatever it does before its next
+        await (the dispatcher folds them: a follower of the log in this process then finds
+        them folded already).
         """
         cursor = after
         retry_delay = 0.1
@@ -668,7 +635,7 @@ class PostgresEventStore:
                 head = self._head_hint
                 page = self._written.between(cursor, head) if head > cursor else []
                 if page is None and self._committed is not None:
-                    # The news may be that batch (see _committed); a slow commit must not hold
+                    # The news may be that append (see _committed); a slow commit must not hold
                     # up others' news, though: after a short wait the database is read.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._committed.wait(), COMMIT_WAIT)
@@ -677,16 +644,8 @@ class PostgresEventStore:
                 if page is None:
                     page = await self.read_page(cursor, PAGE_SIZE, until=head, filter=filter)
                     more = _more(page, PAGE_SIZE)
-                else:
-                    if page:
-                        # Our own append: its caller's wake-up is queued already; it runs
-                        # first, so the appender handles its events before subscribers do
-                        # (the dispatcher folds the events it decided and codec.remember()s
-                        # them; a follower that came first decoded them again: 5 % of a
-                        # POST /apps).
-                        await asyncio.sleep(0)
-                    if not filter.is_all:
-                        page = [event for event in page if filter.matches(event)]
+                elif not filter.is_all:
+                    page = [event for event in page if filter.matches(event)]
             except StoreUnavailableError as exc:
                 logger.warning("subscriber at %d waiting for the log: %s", cursor, exc)
                 await asyncio.sleep(retry_delay)
@@ -711,11 +670,9 @@ class PostgresEventStore:
                 ask = True
 
     async def close(self) -> None:
-        if self._writer is not None:
-            # Appends already queued are written before the pool goes away.
+        # An append under way is answered before the connections go; later ones are refused.
+        async with self._appending:
             self._closing = True
-            self._has_pending.set()
-            await self._writer
         conn, self._writer_conn = self._writer_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -724,23 +681,3 @@ class PostgresEventStore:
         await self._pool.close()
         if self._read_pool is not self._pool:
             await self._read_pool.close()
-
-
-def _outcomes(batch: list[_Append]) -> tuple[int, int]:
-    """Events a batch wrote, and its members that failed (a ConcurrencyError is an answer)."""
-    written = failed = 0
-    for member in batch:
-        if not member.future.done() or member.future.cancelled():
-            continue
-        error = member.future.exception()
-        if error is None:
-            written += len(member.events)
-        elif not isinstance(error, ConcurrencyError):
-            failed += 1
-    return written, failed
-
-
-def _fail(batch: list[_Append], exc: BaseException) -> None:
-    for member in batch:
-        if not member.future.done():
-            member.future.set_exception(exc)

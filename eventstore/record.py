@@ -60,21 +60,35 @@ class RecordedEvent(NamedTuple):
 
 @attrs.frozen
 class EventFilter:
-    """Which events a reader wants. Empty fields match everything."""
+    """Which events a reader wants. Empty fields match everything.
+
+    `app_ids` and `hidden_types` say what a reader may see (a key limited to some apps, or
+    one that may not see some object types), beside what it asks for.
+    """
 
     app_id: str | None = None
     object_types: tuple[str, ...] = ()
     object_id: str | None = None
+    app_ids: frozenset[str] | None = None  # only events of these apps; None: any
+    hidden_types: frozenset[str] = frozenset()  # never events of these object types
 
     @property
     def is_all(self) -> bool:
-        return self.app_id is None and not self.object_types and self.object_id is None
+        return (
+            self.app_id is None
+            and not self.object_types
+            and self.object_id is None
+            and self.app_ids is None
+            and not self.hidden_types
+        )
 
     def matches(self, event: RecordedEvent) -> bool:
         return (
             (self.app_id is None or event.app_id == self.app_id)
             and (not self.object_types or event.object_type in self.object_types)
             and (self.object_id is None or event.object_id == self.object_id)
+            and (self.app_ids is None or event.app_id in self.app_ids)
+            and event.object_type not in self.hidden_types
         )
 
 

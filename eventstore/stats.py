@@ -1,7 +1,8 @@
 """What the log's writer has done, counted as it goes: read by the service's metrics.
 
-Plain integers and one bucket list, bumped once per group-committed batch: the metrics
-are computed from them only when scraped (service/metrics/)."""
+Plain integers and two bucket lists, bumped once per append (one transaction; the
+dispatcher batches commands into it): the metrics are computed from them only when scraped
+(service/metrics/)."""
 
 from __future__ import annotations
 
@@ -14,25 +15,20 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 5000)
 
 
 class AppendStats:
-    """Batches committed (their sizes and commit times) and appends failed."""
+    """Appends committed (their sizes and commit times) and appends failed."""
 
     __slots__ = ("batch_buckets", "batches", "commit_buckets", "commit_seconds", "events", "failed")
 
     def __init__(self) -> None:
         self.batches = 0
         self.events = 0
-        self.failed = 0  # appends (callers) answered with an error
+        self.failed = 0  # appends answered with an error (a ConcurrencyError is an answer)
         self.commit_seconds = 0.0
         self.commit_buckets = [0] * (len(COMMIT_BUCKETS) + 1)  # the last one: +Inf
         self.batch_buckets = [0] * (len(BATCH_BUCKETS) + 1)
 
-    def settled(self, events: int, failed: int, seconds: float) -> None:
-        """A batch was answered: `events` written, `failed` appends refused, in `seconds`."""
-        self.failed += failed
-        if events:
-            self.committed(events, seconds)
-
     def committed(self, events: int, seconds: float) -> None:
+        """An append wrote `events` in `seconds`."""
         self.batches += 1
         self.events += events
         self.commit_seconds += seconds

@@ -124,7 +124,12 @@ class EventStore(Protocol):
     def subscribe(
         self, after: int = 0, filter: EventFilter = ALL_EVENTS
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after `after` that matches, in id order, once each: backlog, then live."""
+        """Every event after `after` that matches, in id order, once each: backlog, then live.
+
+        The events of an append through this store reach its subscribers only after the
+        append has returned them, in the appender's task: an appender that folds them
+        before its next await has folded them before any subscriber sees them.
+        """
         ...
 
     async def close(self) -> None: ...

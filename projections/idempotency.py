@@ -33,15 +33,17 @@ class Idempotency:
 
     def meta(self, first: bool) -> bytes:
         """The meta of a command's first event (`first`) or of a later one."""
+        return encode_meta(self.fields(first))
+
+    def fields(self, first: bool) -> dict[str, object]:
+        """What this key puts into the meta of a command's first event, or of a later one."""
         if not first:
-            return encode_meta({"idempotency_key": self.key})
+            return {"idempotency_key": self.key}
         method, path, body_sha256 = self.request
-        return encode_meta(
-            {
-                "idempotency_key": self.key,
-                "request": {"method": method, "path": path, "body_sha256": body_sha256},
-            }
-        )
+        return {
+            "idempotency_key": self.key,
+            "request": {"method": method, "path": path, "body_sha256": body_sha256},
+        }
 
     def mark(self, events: list[NewEvent]) -> list[NewEvent]:
         """`events` (one command's) carrying this key."""
@@ -61,9 +63,14 @@ class KeyedWrite(NamedTuple):
 IdempotencyIndex = OrderedDict[str, KeyedWrite]
 
 
+#: In the meta of every event written with a key. Inside a JSON string a quote is escaped,
+#: so a meta without these bytes holds no key (most events: they carry only their actor).
+_KEY_FIELD = b'"idempotency_key"'
+
+
 def key_of(record: RecordedEvent) -> str | None:
     """The Idempotency-Key a recorded event was written with, if any."""
-    if record.meta is None:
+    if record.meta is None or _KEY_FIELD not in record.meta:
         return None
     key = decode_meta(record.meta).get("idempotency_key")
     return key if isinstance(key, str) else None
@@ -71,7 +78,9 @@ def key_of(record: RecordedEvent) -> str | None:
 
 def fold(index: IdempotencyIndex, record: RecordedEvent) -> None:
     """Index `record` (one with meta) under its key."""
-    meta = decode_meta(record.meta or b"{}")
+    if record.meta is None or _KEY_FIELD not in record.meta:
+        return
+    meta = decode_meta(record.meta)
     key = meta.get("idempotency_key")
     if not isinstance(key, str):
         return

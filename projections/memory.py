@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
+import attrs
 import orjson
 
-from domain.codec import compact, decode, remember
+from domain.codec import compact, decode
 from domain.events import (
     AppCreated,
     AppUpdated,
@@ -24,7 +26,8 @@ from domain.events import (
 )
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
-from projections import idempotency
+from projections import causes, idempotency
+from projections.changes import Changes, Mark, extract
 from projections.state import State, apply
 
 APPLY_BATCH = 2000
@@ -35,10 +38,24 @@ ENCODED_BYTES = 64 * 1024 * 1024
 LISTS_BYTES = 32 * 1024 * 1024
 
 
-class Follower(Protocol):
-    """Something that follows the model's log in-process (the event-stream broadcaster)."""
+@attrs.frozen
+class Folded:
+    """A batch the model folded: its records with their events, in log order, and what it
+    changed (see projections.changes; None unless a follower wants changes)."""
 
-    def applied(self, records: list[RecordedEvent]) -> None:
+    pairs: list[tuple[RecordedEvent, Event]]
+    changes: Changes | None
+
+
+class Follower(Protocol):
+    """Something that follows the model's fold in-process (the event streams, the SQL
+    read model's writer): it is handed each batch folded, whoever folded it."""
+
+    #: Of how many of the log's newest events it wants the changes (0: none). Journaling a
+    #: batch costs time: a catch-up does it only near the head (see catch_up).
+    wants_changes: int
+
+    def applied(self, folded: Folded) -> None:
         """Called with each batch the model folded, in log order and without gaps."""
 
     def failed(self, error: BaseException) -> None:
@@ -85,6 +102,7 @@ class MemoryReadModel:
     def __init__(self) -> None:
         self.state = State()
         self.last_id = 0
+        self.last_at: datetime | None = None  # the commit time of event last_id, if known
         self.generation = 0  # bumped on every applied batch: list caches key on it
         self._changed = asyncio.Event()
         self._encoded: dict[Any, tuple[object, bytes]] = {}
@@ -95,15 +113,51 @@ class MemoryReadModel:
     # -- following the log -------------------------------------------------------------
 
     def apply_records(
-        self, records: Iterable[RecordedEvent], decoded: Sequence[Event] | None = None
+        self,
+        records: Iterable[RecordedEvent],
+        decoded: Sequence[Event] | None = None,
+        *,
+        journal: bool = True,
     ) -> list[tuple[RecordedEvent, Event]]:
-        """Fold the events not folded yet (by id); returns them decoded, in order.
+        """Fold the events not folded yet (by id); returns them decoded, in order, after
+        handing them to the followers.
 
         `decoded`, when given, holds each record's event already (the dispatcher has the
         events it decided): decoding them again from their bytes would give equal events.
         The objects these writes put into the state are then encoded already, too: their
         event's payload is their JSON, which the response to the write is made of.
+        Without `journal`, the batch's changes are not told even to followers wanting them.
         """
+        after, state = self.last_id, self.state
+        assert state.journal is None, "a fold inside a speculative one"
+        log: list[Mark] | None = None
+        if journal and self._changes_wanted:
+            state.record()
+            log = []
+        try:
+            applied = self._fold(records, decoded, log)
+            changes = None
+            if applied and log is not None and state.journal is not None:
+                size = sum(len(record.data) for record, _ in applied)
+                changes = extract(state, state.journal, log, after, size)
+        finally:
+            state.stop_recording()
+        if applied:
+            self.generation += 1
+            self._changed.set()
+            self._changed = asyncio.Event()
+            if self._followers:
+                folded = Folded(applied, changes)
+                for follower in self._followers:
+                    follower.applied(folded)
+        return applied
+
+    def _fold(
+        self,
+        records: Iterable[RecordedEvent],
+        decoded: Sequence[Event] | None,
+        marks: list[Mark] | None,
+    ) -> list[tuple[RecordedEvent, Event]]:
         applied = []
         state, last_id = self.state, self.last_id
         for n, record in enumerate(records):
@@ -113,38 +167,41 @@ class MemoryReadModel:
                 event = decode(record)
             else:
                 event = decoded[n]
-                remember(record, event)  # for the SQL projector, which decodes it next
                 attribute = _PAYLOAD_IS_OBJECT.get(type(event))
                 if attribute is not None:
                     obj = getattr(event, attribute)
                     self._keep_encoded((type(obj), obj.id), obj, record.data)
+            if marks is not None and state.journal is not None:
+                marks.append((len(state.journal), record.id, record.created_at))
             apply(state, event, record.created_at)
+            causes.fold(state.causes, record, event)
             if record.meta is not None:
                 idempotency.fold(state.idempotency, record)
             last_id = record.id
             applied.append((record, event))
         self.last_id = last_id
+        if applied:
+            self.last_at = applied[-1][0].created_at
         if applied and state.idempotency:
             idempotency.forget_before(state.idempotency, applied[-1][0].created_at)
-        if applied:
-            self.generation += 1
-            self._changed.set()
-            self._changed = asyncio.Event()
-            if self._followers:
-                news = [record for record, _ in applied]
-                for follower in self._followers:
-                    follower.applied(news)
         return applied
 
     async def catch_up(self, store: EventStore) -> int:
-        """Fold everything the log holds beyond last_id; returns how many events."""
+        """Fold everything the log holds beyond last_id; returns how many events.
+
+        The batches' changes are journaled only within the newest events followers want
+        them of (Follower.wants_changes): they would keep no older ones.
+        """
         batch: list[RecordedEvent] = []
         count = 0
+        wanted = self._changes_wanted
+        journal_from = (await store.last_id()) - wanted if wanted else 0
         with collector_paused():
             async for record in store.read(after=self.last_id):
                 batch.append(record)
                 if len(batch) >= APPLY_BATCH:
-                    count += len(self.apply_records(batch))
+                    journal = bool(wanted) and batch[-1].id > journal_from
+                    count += len(self.apply_records(batch, journal=journal))
                     batch = []
             count += len(self.apply_records(batch))
             if count >= FREEZE_AFTER:
@@ -164,6 +221,10 @@ class MemoryReadModel:
     def remove_follower(self, follower: Follower) -> None:
         with contextlib.suppress(ValueError):
             self._followers.remove(follower)
+
+    @property
+    def _changes_wanted(self) -> int:
+        return max((follower.wants_changes for follower in self._followers), default=0)
 
     def failed(self, error: BaseException) -> None:
         """The log can no longer be followed: tell the followers (runner.follow calls it)."""
@@ -198,6 +259,11 @@ class MemoryReadModel:
         data = compact(orjson.dumps(obj.to_json()))  # kept: see compact
         self._keep_encoded(key, obj, data)
         return data
+
+    def encoded(self, obj: Any) -> bytes | None:
+        """obj's JSON if it was encoded (or written) lately, else None; encodes nothing."""
+        cached = self._encoded.get((type(obj), getattr(obj, "id", None) or id(obj)))
+        return cached[1] if cached is not None and cached[0] is obj else None
 
     def _keep_encoded(self, key: Any, obj: object, data: bytes) -> None:
         self._encoded_bytes += len(data)

@@ -126,7 +126,7 @@ def restore(at: tuple[Any, ...], state: State) -> MemoryReadModel:
     """A model holding `state`, folded up to the event `at` names."""
     model = MemoryReadModel()
     model.state = state
-    model.last_id = at[0]
+    model.last_id, model.last_at = at[0], at[3]
     gc.freeze()  # as after a big fold: no collection walks the loaded state again
     return model
 

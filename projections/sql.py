@@ -1,38 +1,42 @@
-"""SqlReadModel: the log folded into PostgreSQL tables (schema `read_model`), and its queries.
+"""SqlReadModel: the SQL read model (tables in schema `read_model`), a writer of the fold's
+changes (projections.changes) and the queries over it.
 
-Rows and the projection's position are written in one transaction per batch, which locks
-the position row first: several projectors (one per controller process) may follow the
-same log into the same tables, and none applies an event twice (house style 2.12.3).
+It interprets no event: each write is the objects (and app-release links) that changed
+since the position the tables hold, as the fold left them, with the new position, in one
+transaction that locks the position row first (house style 2.12.3). Any number of writers
+(one per controller process, see service/projector.py) may write the same tables: none
+writes behind the position, and what one writes is whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
+import attrs
 import orjson
 
-from domain.codec import decode
-from domain.events import Event
 from domain.ids import canonical_uuid
 from domain.objects import JSON
 from eventstore.migrate import migrate
 from eventstore.postgres import CONNECT_TIMEOUT, UNAVAILABLE
-from eventstore.record import RecordedEvent
 from eventstore.store import StoreUnavailableError
+from projections.changes import Changes
 from projections.read_model import canonical_snapshot
-from projections.sql_rows import Changes, Wants, fold, wants
 from projections.sql_tables import (
-    APPS,
-    DEPLOYMENTS,
-    FORMATIONS,
-    RELEASES,
-    RESOURCES,
-    ROUTES,
+    BY_KIND,
+    KEEP_LINKS,
+    LINK,
     TABLES,
-    Row,
+    UNLINK,
+    UNLINK_OTHERS,
+    Encoded,
     Table,
+    forget_others,
+    keys,
+    none_encoded,
+    statements,
     upsert,
 )
 
@@ -40,31 +44,17 @@ from projections.sql_tables import (
 NAME = "sql_read_model"
 
 
-Decoded = tuple[RecordedEvent, Event]
+@attrs.frozen
+class Written:
+    """What a write did: the position the tables hold now, and the rows and links it sent."""
 
-
-def decoded(record: RecordedEvent) -> Decoded:
-    """A record with its event: what apply_batch takes (decoded ahead, by the reader)."""
-    return record, decode(record)
-
-
-class PositionMovedBackError(Exception):
-    """The stored position is behind the batch's start (the model was reset): start over."""
-
-    def __init__(self, position: int) -> None:
-        super().__init__(f"the {NAME} position moved back to {position}")
-        self.position = position
+    position: int
+    rows: int = 0
+    complete: bool = False  # it wrote everything there is (a resync)
 
 
 _UPSERTS = {table.name: upsert(table) for table in TABLES}
-_LINK = """
-INSERT INTO read_model.app_releases (app_id, release_id, event_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING
-"""
-_UNLINK = """
-DELETE FROM read_model.app_releases
-WHERE (app_id, release_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-"""
+_FORGET_OTHERS = {table.name: forget_others(table) for table in TABLES}
 _ENSURE_POSITION = """
 INSERT INTO projection_positions (name, last_event_id) VALUES ($1, 0) ON CONFLICT DO NOTHING
 """
@@ -95,10 +85,12 @@ def _ref(ref: str) -> tuple[str | None, str]:
 
 
 class SqlReadModel:
-    """The read model in the `read_model` tables of the database behind `pool`."""
+    """The read model in the `read_model` tables of the database behind `pool`; a writer
+    takes each object's JSON from `encoded` when it has it (the fold's, already made)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, encoded: Encoded = none_encoded) -> None:
         self._pool = pool
+        self._encoded = encoded
 
     async def migrate(self) -> None:
         """Create or upgrade the read model's tables."""
@@ -108,30 +100,34 @@ class SqlReadModel:
 
     # -- writing ---------------------------------------------------------------------
 
-    async def apply_batch(self, after: int, batch: Sequence[Decoded]) -> tuple[int, int]:
-        """Apply `batch`, the log's events right after id `after` (see `decoded`), in one
-        transaction.
+    async def write(
+        self, changes_since: Callable[[int], Changes | None], *, reset: bool = False
+    ) -> Written:
+        """Write what `changes_since(position)` says changed after the position the tables
+        hold (None, or changes up to no later position: nothing to write), and its end as
+        the new position, in one transaction. With `reset`, the tables are emptied first
+        and the position is 0 (for everything there is).
 
-        Events at or below the stored position are skipped (another projector applied
-        them). Returns (the position now, how many events this call applied).
+        `changes_since` runs holding the position row's lock: no other writer moves it
+        meanwhile. Changes that do not start at or before the position must be complete.
         """
         async with self._connection() as conn, conn.transaction():
             stored: int | None = await conn.fetchval(_LOCK_POSITION, NAME)
             if stored is None:
                 raise RuntimeError(f"no {NAME} row in projection_positions: run migrate()")
-            if stored < after:
-                raise PositionMovedBackError(stored)
-            fresh = [item for item in batch if item[0].id > stored]
-            if not fresh:
-                return stored, 0
-            changes = Changes()
-            await _prefetch(conn, changes, wants(event for _, event in fresh))
-            for record, event in fresh:
-                fold(changes, event, record.created_at, record.id)
-            await _write(conn, changes)
-            position = fresh[-1][0].id
-            await conn.execute(_SET_POSITION, NAME, position)
-        return position, len(fresh)
+            if reset:
+                await conn.execute(_TRUNCATE)
+                stored = 0
+            changes = changes_since(stored)
+            if changes is None or changes.upto <= stored:
+                if reset:
+                    await conn.execute(_SET_POSITION, NAME, 0)
+                return Written(stored)
+            if changes.after > stored and not changes.complete:
+                raise ValueError(f"changes after {changes.after} leave a gap after {stored}")
+            rows = await _write(conn, changes, self._encoded)
+            await conn.execute(_SET_POSITION, NAME, changes.upto)
+        return Written(changes.upto, rows, changes.complete)
 
     async def reset(self) -> None:
         """Empty every table and go back to position 0, at once for every reader."""
@@ -279,54 +275,35 @@ def _snapshot_row(kinds: dict[str, dict[str, JSON]], table: Table, row: Any) -> 
     kinds.setdefault(kind, {})[key] = orjson.loads(row["doc_text"])
 
 
-async def _load(
-    conn: asyncpg.Connection, c: Changes, table: Table, where: str, *args: Any
-) -> list[Any]:
-    rows = await conn.fetch(_ROWS.format(table=table.name, where=where), *args)
-    keys = []
-    for row in rows:
-        obj = table.load(orjson.loads(row["doc_text"]), row)
-        key = table.key_of(obj)
-        c.loaded(table, key, Row(obj, row["event_id"], row.get("deleted_at")))
-        keys.append(key)
-    return keys
+async def _write(conn: asyncpg.Connection, changes: Changes, encoded: Encoded) -> int:
+    """Write `changes` (see SqlReadModel.write); returns how many rows and links it sent."""
+    rows = 0
+    for kind, puts in changes.puts.items():
+        table = BY_KIND[kind]
+        for statement in statements(table, puts, encoded):
+            await conn.execute(_UPSERTS[kind], statement)
+        rows += len(puts)
+        if changes.complete:
+            await conn.execute(_FORGET_OTHERS[kind], *keys(table, puts), *_gone(table, changes))
+    linked = [(pair, event_id) for pair, (event_id, now) in changes.links.items() if now]
+    if changes.complete:
+        apps, releases = _columns([pair for pair, _ in linked])
+        await conn.execute(UNLINK_OTHERS, apps, releases)
+        await conn.execute(KEEP_LINKS, apps, releases, [event_id for _, event_id in linked])
+    else:
+        unlinked = [pair for pair, (_, now) in changes.links.items() if not now]
+        if unlinked:
+            await conn.execute(UNLINK, *_columns(unlinked))
+        if linked:
+            apps, releases = _columns([pair for pair, _ in linked])
+            await conn.execute(LINK, apps, releases, [event_id for _, event_id in linked])
+    return rows + len(changes.links)
 
 
-async def _load_keys(conn: asyncpg.Connection, c: Changes, table: Table, keys: set[str]) -> None:
-    if keys:
-        found = set(await _load(conn, c, table, "id = ANY($1::text[])", list(keys)))
-        for key in keys - found:
-            c.loaded(table, key, None)
+def _gone(table: Table, changes: Changes) -> list[Any]:
+    """forget_others' arguments after the keys: when and by what its rows were deleted."""
+    return [changes.at, changes.upto] if table.soft_delete else []
 
 
-async def _prefetch(conn: asyncpg.Connection, c: Changes, w: Wants) -> None:
-    """Read the stored rows the fold of a batch looks at (see sql_rows.wants)."""
-    await _load_keys(conn, c, APPS, w.apps)
-    await _load_keys(conn, c, RELEASES, w.releases)
-    await _load_keys(conn, c, DEPLOYMENTS, w.deployments)
-    if w.formations:
-        apps, releases = zip(*w.formations, strict=True)
-        where = "(app_id, release_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-        found = await _load(conn, c, FORMATIONS, where, list(apps), list(releases))
-        for key in w.formations - set(found):
-            c.loaded(FORMATIONS, key, None)
-    if w.deleted_apps:
-        # Everything an app's deletion changes (separate queries: each can use its index).
-        deleted = list(w.deleted_apps)
-        await _load(conn, c, FORMATIONS, "app_id = ANY($1::text[])", deleted)
-        await _load(conn, c, RESOURCES, f"app_ids && $1::text[] AND {_LIVE}", deleted)
-        await _load(conn, c, ROUTES, f"app_id = ANY($1::text[]) AND {_LIVE}", deleted)
-
-
-async def _write(conn: asyncpg.Connection, c: Changes) -> None:
-    for table in TABLES:
-        rows = c.to_write(table)
-        if rows:
-            items = orjson.dumps([table.item(row) for row in rows]).decode()
-            await conn.execute(_UPSERTS[table.name], items)
-    if c.unlinked:
-        apps, releases = zip(*c.unlinked, strict=True)
-        await conn.execute(_UNLINK, list(apps), list(releases))
-    if c.links:
-        (apps, releases), event_ids = zip(*c.links, strict=True), list(c.links.values())
-        await conn.execute(_LINK, list(apps), list(releases), event_ids)
+def _columns(pairs: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    return [app for app, _ in pairs], [release for _, release in pairs]

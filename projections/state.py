@@ -35,6 +35,7 @@ from domain.events import (
     RouteDeleted,
     RouteUpdated,
 )
+from domain.keys import Key, KeyCreated, KeyRevoked
 from domain.objects import (
     App,
     Artifact,
@@ -48,10 +49,14 @@ from domain.objects import (
     Route,
 )
 from domain.states import ENDED_JOB_STATES, FINISHED_DEPLOYMENT_STATUSES, JobState
+from projections.causes import CauseIndex
 from projections.idempotency import IdempotencyIndex
 
-_MISSING: Any = object()
+MISSING: Any = object()  # a journal entry's previous value where there was none
 Index = dict[str, dict[str, None]]  # owner id -> set of member ids (a dict, for put/drop)
+#: One journaled mutation: (container, key, previous value or MISSING), and for a member of
+#: an index also (index, owner), so that a reader of the journal knows whose member it was.
+Entry = tuple[Any, ...]
 #: What a deployment counts a job report as: up, or down (ended in any way).
 _PHASES = {JobState.UP: JobState.UP} | {state: JobState.DOWN for state in ENDED_JOB_STATES}
 
@@ -109,14 +114,23 @@ class State:
     # Idempotency-Keys recorded lately (projections.idempotency); kept by the read model's
     # fold of records, not by apply: a key is in an event's meta, not in the event.
     idempotency: IdempotencyIndex = attrs.field(factory=OrderedDict)
-    # (container, key, previous value or _MISSING), newest last; None when not recording.
-    journal: list[tuple[dict[Any, Any], Any, Any]] | None = None
+    # API keys by name, revoked ones too (a name is never given twice) ...
+    keys: dict[str, Key] = attrs.field(factory=dict)
+    # ... and the live ones by their secret's SHA-256: how a request's key is found.
+    live_keys: dict[str, Key] = attrs.field(factory=dict)
+    # What the scheduler and the deployer act on, and its cause (projections.causes):
+    # folded from records beside apply, as the idempotency index.
+    causes: CauseIndex = attrs.field(factory=dict)
+    # Entries (see Entry), newest last; None when not recording. The dispatcher takes a
+    # speculative batch back with it (rollback); the read model hands a folded batch's to
+    # projections.changes, which says what the batch changed.
+    journal: list[Entry] | None = None
 
     # -- journaled mutation ----------------------------------------------------------
 
     def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         if self.journal is not None:
-            self.journal.append((table, key, table.get(key, _MISSING)))
+            self.journal.append((table, key, table.get(key, MISSING)))
         table[key] = value
 
     def drop(self, table: dict[Any, Any], key: Any) -> None:
@@ -132,12 +146,16 @@ class State:
             members = {}
             self.put(index, owner, members)
         if member not in members:
-            self.put(members, member, None)
+            if self.journal is not None:
+                self.journal.append((members, member, MISSING, index, owner))
+            members[member] = None
 
     def unlink(self, index: Index, owner: str, member: str) -> None:
         members = index.get(owner)
-        if members is not None:
-            self.drop(members, member)
+        if members is not None and member in members:
+            if self.journal is not None:
+                self.journal.append((members, member, None, index, owner))
+            del members[member]
 
     def record(self) -> None:
         """Start recording mutations, so that rollback() can take them back."""
@@ -149,8 +167,9 @@ class State:
     def rollback(self, savepoint: int = 0) -> None:
         """Undo every mutation recorded since `savepoint` (recording goes on)."""
         journal = self.journal or []
-        for table, key, previous in reversed(journal[savepoint:]):
-            if previous is _MISSING:
+        for entry in reversed(journal[savepoint:]):
+            table, key, previous = entry[0], entry[1], entry[2]
+            if previous is MISSING:
                 table.pop(key, None)
             else:
                 table[key] = previous
@@ -237,8 +256,22 @@ def apply(state: State, event: Event, at: datetime) -> None:
             _drop_route(state, route.id)
         case DomainMigrated(migration=migration):
             state.put(state.domain_migrations, migration.id, migration)
+        case KeyCreated(key=key):
+            state.put(state.keys, key.name, key)
+            if key.revoked_at is None:
+                state.put(state.live_keys, key.secret_sha256, key)
+        case KeyRevoked(name=name, revoked_at=revoked_at):
+            _revoke_key(state, name, revoked_at)
         case _:
             assert_never(event)
+
+
+def _revoke_key(state: State, name: str, revoked_at: datetime) -> None:
+    key = state.keys.get(name)
+    if key is None or key.revoked_at is not None:
+        return
+    state.put(state.keys, name, attrs.evolve(key, revoked_at=revoked_at))
+    state.drop(state.live_keys, key.secret_sha256)
 
 
 def _delete_app(state: State, app_id: str, at: datetime) -> None:

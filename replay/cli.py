@@ -25,6 +25,7 @@ import orjson
 from domain.objects import JSON
 from eventstore.postgres import PostgresEventStore
 from projections.sql import SqlReadModel
+from replay.audit import AuditQuery, audit_entries, audit_text
 from replay.exits import DRIFT, OK, CommandError
 from replay.fold import rebuild
 from replay.history import app_events, find_app_id, history_text, timeline
@@ -108,6 +109,13 @@ def add_parser(
     p.add_argument("--app", metavar="NAME_OR_ID", help="only this app")
     p = sub.add_parser("history", parents=[output, source], help="an app's timeline")
     p.add_argument("--app", required=True, metavar="NAME_OR_ID")
+    p = sub.add_parser("audit", parents=[output, source], help="who did what, and when")
+    p.add_argument(
+        "--actor", metavar="NAME", help="a key's name, or a component (scheduler, deployer, ...)"
+    )
+    p.add_argument("--app", metavar="NAME_OR_ID", help="only this app's events")
+    p.add_argument("--since", type=moment, metavar="TIME", help="at or after (RFC 3339)")
+    p.add_argument("--until", type=moment, metavar="TIME", help="at or before (RFC 3339)")
     sub.add_parser("rebuild-sql", parents=[output], help="rebuild the SQL read model from the log")
     replay.set_defaults(func=lambda args: run(args, hooks))
 
@@ -179,6 +187,23 @@ async def history_command(args: argparse.Namespace, dsn: str | None, shown: Prog
         shown.done()
     doc: JSON = {"app": {"id": app_id, "name": name}, "events": entries}
     emit(args, doc, lambda d: history_text(app_id, name, d["events"]))
+    return OK
+
+
+async def audit_command(args: argparse.Namespace, dsn: str | None, shown: Progress) -> int:
+    async with open_source(args, dsn) as source:
+        head = await source.last_id()
+        app_id = None
+        if args.app is not None:
+            found = await find_app_id(source, args.app, shown.stage("finding the app", head))
+            shown.done()
+            if found is None:
+                raise CommandError(f"no app {args.app!r} in the log")
+            app_id = found[0]
+        query = AuditQuery(args.actor, app_id, args.since, args.until)
+        entries = await audit_entries(source, query, shown.stage("reading the log", head))
+        shown.done()
+    emit(args, {"entries": entries}, lambda d: audit_text(d["entries"]))
     return OK
 
 
@@ -260,5 +285,6 @@ COMMANDS: dict[str, Command] = {
     "verify": verify_command,
     "state": state_command,
     "history": history_command,
+    "audit": audit_command,
     "rebuild-sql": rebuild_sql_command,
 }

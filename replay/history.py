@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from domain.codec import decode, envelope
+from domain.codec import actor_of, decode, envelope
 from domain.events import (
     AppCreated,
     AppDeleted,
@@ -27,6 +27,7 @@ from domain.events import (
     RouteUpdated,
 )
 from domain.ids import canonical_uuid
+from domain.keys import KeyCreated, KeyRevoked
 from domain.objects import JSON, Route
 from eventstore.record import EventFilter, RecordedEvent
 from replay.progress import Progress
@@ -131,18 +132,56 @@ def summary(event: Event) -> str:
             return f"artifact {short(a.id)} created ({a.type})"
         case DomainMigrated(migration=m):
             return f"domain migration {m.old_domain} -> {m.domain}"
+        case KeyCreated(key=key):
+            apps = f", {len(key.apps)} app(s)" if key.apps is not None else ""
+            return f'key "{key.name}" created ({key.scope}{apps})'
+        case KeyRevoked(name=name):
+            return f'key "{name}" revoked'
     return type(event).__name__
 
 
 def timeline(records: list[RecordedEvent]) -> list[JSON]:
-    """Each event's envelope (Flynn's JSON), plus its stored type and a summary."""
-    return [
-        orjson.loads(envelope(r)) | {"type": r.type, "summary": summary(decode(r))} for r in records
-    ]
+    """Each event's envelope (Flynn's JSON), plus its stored type, a summary and its whole
+    actor (null for events written before actors)."""
+    entries = []
+    for r in records:
+        actor = actor_of(r)
+        entries.append(
+            orjson.loads(envelope(r))
+            | {
+                "type": r.type,
+                "summary": summary(decode(r)),
+                "actor": None if actor is None else actor.to_json(),
+            }
+        )
+    return entries
 
 
 def history_text(app_id: str, name: str, entries: list[JSON]) -> str:
     lines = [f"History of app {name} ({app_id}): {len(entries)} events", ""]
     for entry in entries:
-        lines.append(f"{entry['id']:>10}  {entry['created_at']:<28}  {entry['summary']}")
+        who = who_text(entry["actor"])
+        lines.append(f"{entry['id']:>10}  {entry['created_at']:<28}  {who:<40}  {entry['summary']}")
     return "\n".join(lines) + "\n"
+
+
+def who_text(actor: JSON | None) -> str:
+    """Who, for a terminal: key and/or component, address, request or cause."""
+    if actor is None:
+        return "-"
+    parts = [actor.get("key") or "", actor.get("component") or ""]
+    name = "/".join(p for p in parts if p) or "-"
+    where = actor.get("address")
+    text = f"{name} @{where}" if where else name
+    if actor.get("request_id"):
+        text += f" [{actor['request_id']}]"
+    elif actor.get("causation_id"):
+        text += f" (after event {actor['causation_id']})"
+    return _printable(text)
+
+
+def _printable(text: str) -> str:
+    """Characters a terminal would obey (escape sequences) written out instead."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -8,7 +8,7 @@ afterwards the log is read back and must hash exactly as the manifest says.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from eventstore.migrate import migrate
 from eventstore.postgres import CHANNEL, PostgresEventStore
-from projections.sql import Decoded, SqlReadModel
-from projections.sql_projector import SqlProjector
+from projections.changes import everything
+from projections.sql import SqlReadModel
 from replay.archive import Manifest, encode_line
+from replay.fold import rebuild
 from replay.progress import Progress
 from replay.reader import ArchiveReader, read_manifest, verify_archive
 
@@ -107,24 +108,15 @@ async def check_database(
     return problems
 
 
-class _Counted(SqlReadModel):
-    """The SQL read model, telling `progress` the position each batch takes it to."""
-
-    def __init__(self, store: PostgresEventStore, progress: Progress) -> None:
-        super().__init__(store.pool)
-        self.progress = progress
-
-    async def apply_batch(self, after: int, batch: Sequence[Decoded]) -> tuple[int, int]:
-        position, applied = await super().apply_batch(after, batch)
-        self.progress.reach(position)
-        return position, applied
-
-
 async def rebuild_sql(store: PostgresEventStore, progress: Progress | None = None) -> int:
-    """Drop and rebuild the SQL read model from the log; returns its position."""
-    model = SqlReadModel(store.pool) if progress is None else _Counted(store, progress)
-    await model.migrate()
-    return await SqlProjector(store, model).rebuild()
+    """Drop and rebuild the SQL read model from the log (folded in memory, as the service
+    folds it, and written whole in one transaction); returns its position."""
+    sql = SqlReadModel(store.pool)
+    await sql.migrate()
+    rebuilt = await rebuild(store, progress=progress)
+    state, position, at = rebuilt.model.state, rebuilt.last_event_id, rebuilt.last_event_at
+    written = await sql.write(lambda _: everything(state, position, at), reset=True)
+    return written.position
 
 
 async def restore(

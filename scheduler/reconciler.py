@@ -27,9 +27,10 @@ from datetime import UTC, datetime
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError, NotFoundError, ValidationError
 from commands.jobs import PutJob
+from domain.actors import Actor
 from domain.states import ACTIVE_JOB_STATES, ENDED_JOB_STATES, JOB_STATE_RANK, JobState
 from host.interface import Host, HostEvent
-from projections import jobs
+from projections import causes, jobs
 from projections.memory import MemoryReadModel
 from scheduler.backoff import Backoff
 from scheduler.desired import Slot, desired, unowned
@@ -43,6 +44,8 @@ MAX_SLEEP = 5.0
 #: After the log was unavailable or kept moving: look again this much later.
 RETRY_AFTER = 1.0
 LOST = "lost: no host runs this job any more"
+#: The scheduler's name in its events' actors.
+COMPONENT = "scheduler"
 
 
 class Scheduler:
@@ -296,11 +299,23 @@ class Scheduler:
         """Record a report; False when the log refuses it (the job moved on meanwhile). The
         log being unavailable is raised: the pass stops, and the next one reports again."""
         try:
-            await self.dispatcher.handle(command)
+            await self.dispatcher.handle(command, actor=self._actor(command))
         except (ValidationError, NotFoundError) as exc:
             logger.debug("scheduler: %r refused: %s", command, exc.message)
             return False
         return True
+
+    def _actor(self, command: PutJob) -> Actor:
+        """The scheduler, caused by the job's first report (a one-off job's, or its own
+        `pending`), else by the latest scale of the job's formation."""
+        index = self.model.state.causes
+        if ("job", command.job_id) in index:
+            return causes.actor(index, COMPONENT, "job", command.job_id)
+        run = self.runs.get(command.job_id)
+        if run is not None and run.slot is not None:
+            formation = f"{run.slot[0]}:{run.slot[1]}"  # a `scale` event's object id
+            return causes.actor(index, COMPONENT, "formation", formation)
+        return Actor(component=COMPONENT)
 
 
 #: How a job's life reads in the service log, by the state reported.

@@ -33,6 +33,7 @@ from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from domain.clock import now
 from eventstore.record import RecordedEvent
+from projections import causes
 from projections.deployments import deadline, jobs_up, targets, unfinished
 from projections.memory import MemoryReadModel
 from service.tasks import Health, background
@@ -50,8 +51,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SUPPORTED_STRATEGIES = frozenset(STRATEGIES)
-#: The component's name in the health status.
-HEALTH_NAME = "deployer"
+#: The component's name in the health status, and in its events' actors.
+HEALTH_NAME = COMPONENT = "deployer"
 #: The longest the deployer sleeps without looking (a missed wake-up, a clock jump).
 MAX_SLEEP = 5.0
 #: After the log was unavailable or kept moving: look again this much later.
@@ -78,7 +79,8 @@ class Deployer:
         due = [AdvanceDeployment(d.id, moment) for d in unfinished(state)]
         # The decider is pure: asking it first spares the dispatcher the deployments that wait.
         for command in [c for c in due if advance_deployment(state, c)]:
-            for record in await self.dispatcher.handle(command):
+            actor = causes.actor(state.causes, COMPONENT, "deployment", command.deployment_id)
+            for record in await self.dispatcher.handle(command, actor=actor):
                 _log_step(record)
         state = self.model.state
         # A deadline already past decided nothing: only later ones are worth waking up for.

@@ -1,11 +1,8 @@
 """The scheduler in the service (SCHEDULER=local): one leader among the controllers of a log.
 
-Leader election is a session-level PostgreSQL advisory lock, held on a connection taken for
-nothing else while this process leads. A standby tries for the lock every `leader_retry`
-seconds; when the leader's process dies its session ends and the lock with it, and a standby
-takes over. The leader checks its connection every second and stands down when it breaks
-(so that a leader cut off from the database overlaps a new one for seconds at most). With the
-in-memory log there is only this process: it always leads.
+The leader holds a PostgreSQL advisory lock of its own (service/election.py); a standby
+tries for it every `leader_retry` seconds. With the in-memory log there is only this
+process: it always leads.
 
 A new leader first waits until its read model holds the whole log, then the scheduler
 recovers the host's jobs (processes, and containers with JOB_HOST=podman; the host keeps its
@@ -20,18 +17,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
 
-import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import attrs
 
 from applog.store import LogStore
 from commands.dispatch import Dispatcher
-from eventstore.postgres import UNAVAILABLE, PostgresEventStore
-from eventstore.store import EventStore, StoreUnavailableError
+from eventstore.postgres import PostgresEventStore
+from eventstore.store import EventStore
 from host.mixed import open_host
 from projections.memory import MemoryReadModel
 from scheduler import Backoff, Scheduler
+from service.election import (
+    DATABASE_ERRORS,
+    AdvisoryLockElection,
+    AlwaysLeader,
+    Election,
+)
 from service.settings import Settings
 from service.tasks import Health, background
 
@@ -39,10 +40,7 @@ logger = logging.getLogger(__name__)
 
 #: The advisory lock of the scheduler's leader: "evenflow" in ASCII.
 LOCK_KEY = 0x6576656E666C6F77
-#: Seconds between the leader's checks of its lock connection.
-CHECK_INTERVAL = 1.0
 HEALTH_NAME = "scheduler"
-_DATABASE_ERRORS = (*UNAVAILABLE, asyncpg.PostgresError, StoreUnavailableError)
 
 
 @attrs.define
@@ -52,67 +50,6 @@ class Scheduling:
     enabled: bool
     leading: bool = False
     scheduler: Scheduler | None = None
-
-
-class Election(Protocol):
-    def leadership(self) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
-        """Wait until this process leads; the event is set when it no longer does."""
-        ...
-
-
-class AlwaysLeader:
-    @contextlib.asynccontextmanager
-    async def leadership(self) -> AsyncIterator[asyncio.Event]:
-        yield asyncio.Event()
-
-
-class AdvisoryLockElection:
-    def __init__(self, pool: asyncpg.Pool, retry: float) -> None:
-        self._pool = pool
-        self._retry = retry
-
-    @contextlib.asynccontextmanager
-    async def leadership(self) -> AsyncIterator[asyncio.Event]:
-        conn = await self._campaign()
-        lost = asyncio.Event()
-        watch = asyncio.create_task(self._watch(conn, lost))
-        try:
-            yield lost
-        finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
-            # The pool's reset on release unlocks too; unlocking first says it at once.
-            with contextlib.suppress(*_DATABASE_ERRORS):
-                await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-            with contextlib.suppress(*_DATABASE_ERRORS):
-                await self._pool.release(conn)
-
-    async def _campaign(self) -> asyncpg.Connection:
-        while True:
-            try:
-                conn = await self._pool.acquire()
-            except _DATABASE_ERRORS:
-                await asyncio.sleep(self._retry)
-                continue
-            try:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                    return conn
-            except _DATABASE_ERRORS:
-                pass
-            with contextlib.suppress(*_DATABASE_ERRORS):
-                await self._pool.release(conn)
-            await asyncio.sleep(self._retry)
-
-    async def _watch(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
-        while True:
-            await asyncio.sleep(CHECK_INTERVAL)
-            try:
-                async with asyncio.timeout(CHECK_INTERVAL * 5):
-                    await conn.fetchval("SELECT 1")
-            except _DATABASE_ERRORS:
-                lost.set()
-                return
 
 
 @contextlib.asynccontextmanager
@@ -137,7 +74,7 @@ async def scheduling(
 
 def election(store: EventStore, settings: Settings) -> Election:
     if isinstance(store, PostgresEventStore):
-        return AdvisoryLockElection(store.pool, settings.leader_retry)
+        return AdvisoryLockElection(store.pool, settings.leader_retry, LOCK_KEY)
     return AlwaysLeader()
 
 
@@ -161,7 +98,7 @@ class Leader:
                 state.leading = True
                 try:
                     await self._lead(lost)
-                except _DATABASE_ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     logger.warning("scheduler standing down, the log is unavailable: %s", exc)
                 finally:
                     state.leading, state.scheduler = False, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -78,6 +79,21 @@ def _origins(env: dict[str, str]) -> tuple[str, ...]:
         if origin != "*" and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", origin):
             raise SystemExit(f"CORS_ORIGINS: {origin!r} is not * nor an origin like https://host")
     return origins
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(env: dict[str, str], name: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (or single addresses)."""
+    networks = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise SystemExit(f"{name}: {part.strip()!r} is not an address or a CIDR") from None
+    return tuple(networks)
 
 
 def _backoff(env: dict[str, str]) -> tuple[float, float, float]:
@@ -179,6 +195,8 @@ class Settings:
     max_connections: int = 0  # open connections per process; 0: from RLIMIT_NOFILE
     max_connections_per_client: int = 256  # from one IPv4 address or IPv6 /64; 0: no cap
     cors_origins: tuple[str, ...] = ("*",)  # granted credentials if listed; "*": others, without
+    # Proxies whose X-Forwarded-For names the client in the events' actors; none by default.
+    trusted_proxies: tuple[Network, ...] = ()
     tls_cert: str | None = None
     tls_key: str | None = None
     # This controller's host id: one-off jobs are "<host_id>-<uuid>" (no "-" in it).
@@ -225,6 +243,7 @@ class Settings:
             max_connections=_count(env, "MAX_CONNECTIONS", 0),
             max_connections_per_client=_count(env, "MAX_CONNECTIONS_PER_CLIENT", 256),
             cors_origins=_origins(env),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             tls_cert=_tls_pair(env)[0],
             tls_key=_tls_pair(env)[1],
             host_id=_host_id(env),

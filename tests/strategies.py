@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from hypothesis import strategies as st
 
 from domain import events as ev
+from domain.keys import Key, KeyCreated, KeyRevoked, Scope
 from domain.objects import (
     App,
     Artifact,
@@ -128,6 +129,17 @@ migrations = st.builds(
     finished_at=st.none() | times,
 )
 
+keys = st.builds(
+    Key,
+    name=names,
+    scope=st.sampled_from(list(Scope)),
+    secret_sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
+    created_at=times,
+    apps=st.none() | st.lists(uuids, max_size=2).map(tuple),
+    expires_at=st.none() | times,
+    revoked_at=st.none() | times,
+)
+
 events = st.one_of(
     st.builds(ev.AppCreated, apps),
     st.builds(ev.AppUpdated, apps),
@@ -168,4 +180,6 @@ events = st.one_of(
     st.builds(ev.RouteUpdated, routes),
     st.builds(ev.RouteDeleted, routes),
     st.builds(ev.DomainMigrated, migrations, text),
+    st.builds(KeyCreated, keys),
+    st.builds(KeyRevoked, names, times),
 )

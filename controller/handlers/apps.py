@@ -10,6 +10,7 @@ from controller import keys
 from controller.handlers.common import dispatch, model, path_app, payload
 from controller.handlers.providers import deprovision_app_resources
 from controller.http import empty_response, json_response, read_json
+from controller.visibility import limited_to
 from domain.clock import now
 from domain.events import AppCreated, AppUpdated
 from domain.ids import new_id
@@ -28,7 +29,10 @@ async def create_app(request: web.Request) -> web.Response:
 
 
 async def list_apps(request: web.Request) -> web.Response:
-    read_model = model(request)
+    read_model, apps = model(request), limited_to(request)
+    if apps is not None:
+        mine = [app for app in all_apps(read_model.state) if app.id in apps]
+        return json_response(read_model.encode_list(mine))
     return json_response(read_model.cached_list("apps", lambda: all_apps(read_model.state)))
 
 
@@ -52,6 +56,6 @@ async def delete_app(request: web.Request) -> web.Response:
         await dispatch(request, DeleteApp(app.id, now(), deprovisioned))
     except Exception:
         # Gone at their providers whatever became of the app (protected meanwhile, ...).
-        await dispatch(request, DeleteResources(deprovisioned, now()))
+        await dispatch(request, DeleteResources(deprovisioned, now()), "app_deletion")
         raise
     return empty_response()

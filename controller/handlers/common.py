@@ -11,6 +11,7 @@ from aiohttp import web
 from commands.errors import NotFoundError, ValidationError
 from commands.types import Command
 from controller import keys
+from controller.actors import actor
 from controller.consistency import written
 from domain.codec import decode
 from domain.events import (
@@ -62,9 +63,12 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]{1,255}")
 _KEY_USED = web.RequestKey("evenflow_idempotency_key_used", bool)
 
 
-async def dispatch(request: web.Request, command: Command) -> list[RecordedEvent]:
+async def dispatch(
+    request: web.Request, command: Command, component: str | None = None
+) -> list[RecordedEvent]:
     """Decide and record `command`; its recorded events (for a retry of a write sent with an
-    Idempotency-Key, those the first attempt recorded).
+    Idempotency-Key, those the first attempt recorded). Its events carry the request's
+    actor (with `component`: a consequence that component decided within the request).
 
     The key goes with the request's first command only: a second one (a clean-up after the
     first failed) is not what the key names.
@@ -73,7 +77,8 @@ async def dispatch(request: web.Request, command: Command) -> list[RecordedEvent
     if not request.get(_KEY_USED):
         idempotency = await request_idempotency(request)
         request[_KEY_USED] = True
-    return written(request, await request.app[keys.DISPATCHER].handle(command, idempotency))
+    handle = request.app[keys.DISPATCHER].handle
+    return written(request, await handle(command, idempotency, actor(request, component)))
 
 
 async def request_idempotency(request: web.Request) -> Idempotency | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from commands.errors import NotFoundError, ValidationError
-from controller import keys
+from controller import keys, visibility
 from controller.broadcast import BROADCASTER
 from controller.handlers.common import found, model
 from controller.http import json_response
@@ -44,7 +44,9 @@ def event_filter(request: web.Request) -> EventFilter:
     for name, value in (("object_types", ",".join(types)), ("object_id", object_id or "")):
         if "\x00" in value:
             raise ValidationError(name, "is invalid")
-    return EventFilter(app_id=app_id, object_types=types, object_id=object_id)
+    # What the key may see: its apps' events, and the keys' own events to admins only.
+    asked = EventFilter(app_id=app_id, object_types=types, object_id=object_id)
+    return visibility.event_filter(request, asked)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -109,6 +111,6 @@ async def get_event(request: web.Request) -> web.Response:
     except ValueError:
         raise NotFoundError() from None  # Flynn answers a 500 here
     record = await request.app[keys.STORE].get(event_id) if 0 < event_id <= MAX_INT else None
-    if record is None:
+    if record is None or not visibility.sees_event(request, record):
         raise NotFoundError()
     return json_response(envelope(record))

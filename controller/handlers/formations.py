@@ -22,6 +22,7 @@ from controller.handlers.common import (
 )
 from controller.http import empty_response, encode_json, json_response, read_json
 from controller.sse import data_frame, open_stream, pump
+from controller.visibility import limited_to, visible_release
 from domain.clock import now
 from domain.events import FormationScaled
 from domain.objects import JSON, Formation
@@ -49,6 +50,7 @@ def _json_list(docs: list[JSON | None]) -> bytes:
 async def put_formation(request: web.Request) -> web.Response:
     doc = await read_json(request)
     app, release_id = path_app(request), path_uuid(request, "release")
+    visible_release(request, model(request).state, release_id)
     command = PutFormation.from_json(doc, app=app.id, release_id=release_id, now=now())
     records = await dispatch(request, command)
     return json_response(encode_json(_as_put(model(request).state, records).to_json()))
@@ -90,8 +92,9 @@ async def formations(request: web.Request) -> web.StreamResponse:
         return await stream_formations(request)
     if request.query.get("active") != "true":
         raise ValidationError("", "must either request a stream or only active formations")
-    state = model(request).state
-    return json_response(_json_list([expanded(state, f) for f in active_formations(state)]))
+    state, apps = model(request).state, limited_to(request)
+    active = [f for f in active_formations(state) if apps is None or f.app_id in apps]
+    return json_response(_json_list([expanded(state, f) for f in active]))
 
 
 def _since(request: web.Request) -> datetime:
@@ -109,13 +112,12 @@ async def stream_formations(request: web.Request) -> web.StreamResponse:
     # await in between: a change folded after this is sent live, one folded before is in the
     # backlog (or older than `since`), and none is sent twice.
     seen: dict[FormationKey, Formation] = dict(read_model.state.formations)
-    generation = read_model.generation
-    backlog = [_frame(read_model, f) for f in formations_since(read_model.state, since)]
+    generation, apps = read_model.generation, limited_to(request)
+    since_then = formations_since(read_model.state, since)
+    backlog = [_frame(read_model, f) for f in since_then if apps is None or f.app_id in apps]
     response = await open_stream(request)
-    await pump(
-        response,
-        _frames(read_model, [*backlog, data_frame(encode_json(SENTINEL))], seen, generation),
-    )
+    frames = [*backlog, data_frame(encode_json(SENTINEL))]
+    await pump(response, _frames(read_model, frames, seen, generation, apps))
     return response
 
 
@@ -128,6 +130,7 @@ async def _frames(
     backlog: list[bytes],
     seen: dict[FormationKey, Formation],
     generation: int,
+    apps: frozenset[str] | None,
 ) -> AsyncIterator[bytes]:
     for frame in backlog:
         yield frame
@@ -136,5 +139,6 @@ async def _frames(
         if read_model.generation == generation:
             await read_model.changed()
         generation = read_model.generation
-        for frame in [_frame(read_model, f) for f in changed_formations(read_model.state, seen)]:
+        changed = changed_formations(read_model.state, seen)
+        for frame in [_frame(read_model, f) for f in changed if apps is None or f.app_id in apps]:
             yield frame

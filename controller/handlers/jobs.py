@@ -10,6 +10,7 @@ from controller import keys
 from controller.attach import run_attached, wants_attach
 from controller.handlers.common import dispatch, event_from, found, model, path_app, recorded
 from controller.http import empty_response, encode_json, json_response, read_json
+from controller.visibility import limited_to, visible_release
 from domain.clock import now
 from domain.events import JobStateChanged
 from domain.ids import new_id
@@ -29,6 +30,7 @@ async def run_job(request: web.Request) -> web.StreamResponse:
     doc = await read_json(request)
     job_id = f"{request.app[keys.SETTINGS].host_id}-{new_id()}"
     command = RunJob.from_json(doc, app=path_app(request).id, job_id=job_id, now=now())
+    visible_release(request, model(request).state, command.release_id)
     if wants_attach(request):  # Flynn's `flynn run`: 101, then the job's streams
         return await run_attached(request, command, doc)
     job = event_from(await dispatch(request, command), JobStateChanged).job
@@ -49,6 +51,8 @@ async def get_job(request: web.Request) -> web.Response:
 async def put_job(request: web.Request) -> web.Response:
     doc = await read_json(request)
     command = PutJob.from_json(doc, app=request.match_info["app"], now=now())
+    if command.release_id is not None:
+        visible_release(request, model(request).state, command.release_id)
     record = recorded(await dispatch(request, command), JobStateChanged)
     if record is not None:
         return json_response(record.data)
@@ -64,7 +68,10 @@ async def kill_job(request: web.Request) -> web.Response:
 
 
 async def list_active_jobs(request: web.Request) -> web.Response:
-    read_model = model(request)
+    read_model, apps = model(request), limited_to(request)
+    if apps is not None:
+        mine = [job for job in active_jobs(read_model.state) if job.app_id in apps]
+        return json_response(read_model.encode_list(mine))
     return json_response(
         read_model.cached_list("active-jobs", lambda: active_jobs(read_model.state))
     )

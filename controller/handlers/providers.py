@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from commands.errors import UpstreamError
+from commands.errors import NotFoundError, UpstreamError
 from commands.providers import (
     CreateProvider,
     DeleteResource,
@@ -22,6 +22,7 @@ from commands.providers import (
 from controller import keys
 from controller.handlers.common import dispatch, found, model, path_app, path_uuid, payload
 from controller.http import json_response, read_json
+from controller.visibility import limited_to, only_apps, sees_resource
 from domain.clock import now
 from domain.events import ProviderCreated, ResourceCreated, ResourceDeleted
 from domain.ids import new_id
@@ -58,6 +59,8 @@ def path_provider(request: web.Request) -> Provider:
 def path_resource(request: web.Request, provider: Provider) -> Resource:
     resource_id = path_uuid(request, "resource")
     resource: Resource = found(provider_resource(model(request).state, provider.id, resource_id))
+    if not sees_resource(limited_to(request), resource):
+        raise NotFoundError()
     return resource
 
 
@@ -83,6 +86,7 @@ async def provision_resource(request: web.Request) -> web.Response:
     provider = path_provider(request)
     # Unknown apps are refused before anything is provisioned.
     apps = resolve_apps(model(request).state, doc.get("apps") or ())
+    only_apps(request, apps, "provision resources")
     external_id, env = await providers_client(request).provision(
         provider, doc.get("config"), here=here(request)
     )
@@ -113,11 +117,20 @@ async def put_resource(request: web.Request) -> web.Response:
     command = PutResource.from_json(
         doc, id=path_uuid(request, "resource"), provider_id=provider.id, now=now()
     )
+    if limited_to(request) is not None:  # its apps, before and after, must be the key's
+        state = model(request).state
+        before = state.resources.get(command.id)
+        if before is not None and not sees_resource(limited_to(request), before):
+            raise NotFoundError()
+        after = resolve_apps(state, command.apps)
+        only_apps(request, [*after, *(before.apps if before else ())], "register resources")
     return json_response(payload(await dispatch(request, command), ResourceCreated))
 
 
 async def list_resources(request: web.Request) -> web.Response:
     resources = provider_resources(model(request).state, path_provider(request).id)
+    apps = limited_to(request)
+    resources = [r for r in resources if sees_resource(apps, r)]
     return json_response(model(request).encode_list(resources))
 
 
@@ -128,6 +141,7 @@ async def get_resource(request: web.Request) -> web.Response:
 async def delete_resource(request: web.Request) -> web.Response:
     provider = path_provider(request)
     resource = path_resource(request, provider)
+    only_apps(request, resource.apps, "delete resources")
     # A failure leaves everything in place.
     await providers_client(request).deprovision(provider, resource, here=here(request))
     records = await dispatch(request, DeleteResource(resource.id, now()))
@@ -153,7 +167,7 @@ async def deprovision_app_resources(request: web.Request, app_id: str) -> tuple[
     )
     if failure is None:
         return tuple(done)
-    await dispatch(request, DeleteResources(tuple(done), now()))
+    await dispatch(request, DeleteResources(tuple(done), now()), "app_deletion")
     raise UpstreamError(
         f"app deletion stopped: {failure.message} ({len(done)} of {len(resources)} resources "
         "deprovisioned and deleted; retry to delete the rest and the app)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from commands.apps import SetAppRelease
+from commands.errors import NotFoundError
 from commands.releases import CreateArtifact, CreateRelease, DeleteRelease
 from controller.handlers.common import (
     dispatch,
@@ -18,9 +19,11 @@ from controller.handlers.common import (
     recorded,
 )
 from controller.http import empty_response, json_response, read_json
+from controller.visibility import limited_to, only_apps, sees_release, visible_release
 from domain.clock import now
 from domain.events import AppReleaseSet, ArtifactCreated, ReleaseCreated
 from domain.ids import new_id
+from projections.apps import find_app
 from projections.releases import (
     all_artifacts,
     all_releases,
@@ -57,24 +60,34 @@ async def get_artifact(request: web.Request) -> web.Response:
 
 async def create_release(request: web.Request) -> web.Response:
     command = CreateRelease.from_json(await read_json(request), new_id=new_id(), now=now())
+    if limited_to(request) is not None:  # a release of one of its apps, named in app_id
+        app = find_app(model(request).state, command.app or "")
+        only_apps(request, [app.id] if app else [], "create releases")
     return json_response(payload(await dispatch(request, command), ReleaseCreated))
 
 
 async def list_releases(request: web.Request) -> web.Response:
-    read_model = model(request)
+    read_model, apps = model(request), limited_to(request)
+    if apps is not None:
+        state = read_model.state
+        mine = [r for r in all_releases(state) if sees_release(state, apps, r)]
+        return json_response(read_model.encode_list(mine))
     return json_response(read_model.cached_list("releases", lambda: all_releases(read_model.state)))
 
 
 async def get_release(request: web.Request) -> web.Response:
     read_model = model(request)
     found_release = found(release(read_model.state, path_uuid(request, "id")))
+    if not sees_release(read_model.state, limited_to(request), found_release):
+        raise NotFoundError()
     return json_response(read_model.encode(found_release))
 
 
 async def set_app_release(request: web.Request) -> web.Response:
     doc = await read_json(request)
-    app = path_app(request)
-    records = await dispatch(request, SetAppRelease(app.id, str(doc["id"]).lower(), now()))
+    app, release_id = path_app(request), str(doc["id"]).lower()
+    visible_release(request, model(request).state, release_id)
+    records = await dispatch(request, SetAppRelease(app.id, release_id, now()))
     return json_response(model(request).encode(event_from(records, AppReleaseSet).release))
 
 

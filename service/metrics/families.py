@@ -73,7 +73,7 @@ def _http(stats: RequestStats) -> Iterator[Metric]:
 
 def _appends(stats: AppendStats) -> Iterator[Metric]:
     yield CounterMetricFamily(
-        PREFIX + "append_batches", "Group-committed batches of appends", value=stats.batches
+        PREFIX + "append_batches", "Appends committed (one transaction each)", value=stats.batches
     )
     yield CounterMetricFamily(PREFIX + "appended_events", "Events appended", value=stats.events)
     yield CounterMetricFamily(
@@ -82,11 +82,11 @@ def _appends(stats: AppendStats) -> Iterator[Metric]:
         value=stats.failed,
     )
     commits = HistogramMetricFamily(
-        PREFIX + "append_commit_seconds", "Time to write and commit a batch (durable)"
+        PREFIX + "append_commit_seconds", "Time to write and commit an append (durable)"
     )
     commits.add_metric((), _buckets(COMMIT_BUCKETS, stats.commit_buckets), stats.commit_seconds)
     yield commits
-    sizes = HistogramMetricFamily(PREFIX + "append_batch_events", "Events per committed batch")
+    sizes = HistogramMetricFamily(PREFIX + "append_batch_events", "Events per committed append")
     sizes.add_metric((), _buckets(BATCH_BUCKETS, stats.batch_buckets), stats.events)
     yield sizes
 

@@ -125,6 +125,22 @@ async def test_two_processes_writing_one_log_converge(make_database):
         await store.close()
 
 
+@pytest.mark.postgres
+async def test_concurrent_commands_share_few_commits(make_database):
+    """Commands sent at once are written in far fewer transactions (commit times) than
+    commands: the dispatcher's batches are the log's group commit."""
+    store = await PostgresEventStore.open(await make_database())
+    dispatcher = await started(store)
+    try:
+        results = await asyncio.gather(
+            *[dispatcher.handle(CreateApp(id=app_id(i), now=T0, name=f"g{i}")) for i in range(200)]
+        )
+        assert len({written[0].created_at for written in results}) < 100
+    finally:
+        await dispatcher.stop()
+        await store.close()
+
+
 class RacedStore(InMemoryEventStore):
     """A log another process appends to just before each of our optimistic appends lands,
     as on a busy shared database: an optimistic append never wins."""

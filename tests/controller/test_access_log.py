@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from controller.access_log import AccessLogger
 from controller.app import create_app
+from domain.keys import bootstrap_name
 from eventstore.memory import InMemoryEventStore
 from service.log_output import LogOutput
 from service.metrics.requests import RequestStats
@@ -21,7 +22,7 @@ from tests.controller.conftest import AUTH_KEY as KEY
 
 TEXT_LINE = re.compile(
     r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO aiohttp\.access: 127\.0\.0\.1 "GET (\S+)" '
-    r"(\d{3}) \d+ \d+\.\d{3}ms( request_id=\S+)?$"
+    r"(\d{3}) \d+ \d+\.\d{3}ms request_id=(\S+)$"
 )
 
 
@@ -44,7 +45,7 @@ def access_level():
 
 async def test_json_lines_parse_and_carry_the_request_id(aiohttp_client, access_level):
     """LOG_FORMAT=json: each request's line is one JSON object with its time, level,
-    logger, message, request id, route template, status and duration in microseconds."""
+    logger, message, request id, actor, route template, status and duration in µs."""
     stream, stats = io.StringIO(), RequestStats()
     output = LogOutput(stream, json=True)
     client = await served(aiohttp_client, output, stats)
@@ -63,6 +64,7 @@ async def test_json_lines_parse_and_carry_the_request_id(aiohttp_client, access_
     assert [line["route"] for line in lines] == ["/apps", "/apps/{app}", "/events"]
     read = lines[1]
     assert read["request_id"] == "abc-123" and read["path"] == "/apps/logged"
+    assert read["actor"] == bootstrap_name(KEY)  # the key's name, never the key
     assert (read["level"], read["logger"], read["status"]) == ("INFO", "aiohttp.access", 200)
     assert isinstance(read["duration_us"], int) and read["duration_us"] > 0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", read["time"])
@@ -72,7 +74,8 @@ async def test_json_lines_parse_and_carry_the_request_id(aiohttp_client, access_
 
 async def test_text_lines_keep_the_old_shape_with_microseconds(aiohttp_client, access_level):
     """The text format: the service log's timestamp, `remote "METHOD target" status bytes
-    duration`, the duration to the microsecond, then the request id when one was sent."""
+    duration`, the duration to the microsecond, then the request id (the client's, or one
+    made)."""
     stream = io.StringIO()
     output = LogOutput(stream)
     client = await served(aiohttp_client, output, RequestStats())
@@ -82,7 +85,8 @@ async def test_text_lines_keep_the_old_shape_with_microseconds(aiohttp_client, a
     lines = stream.getvalue().splitlines()
     matched = [TEXT_LINE.match(line) for line in lines]
     assert all(matched), lines
-    assert [m.group(3) for m in matched if m] == [None, " request_id=r-1"]
+    ids = [m.group(3) for m in matched if m]
+    assert len(ids) == 2 and ids[0] != "r-1" and ids[1] == "r-1"
 
 
 async def test_a_record_writes_the_access_lines_before_it(aiohttp_client, access_level):

@@ -50,7 +50,8 @@ def members(body: bytes) -> dict[str, bytes]:
 
 
 async def test_backup_is_a_tar_of_the_whole_log_and_a_manifest(client: TestClient, tmp_path: Path):
-    """200 application/tar, a dated attachment, every event with every field, a true manifest."""
+    """200 application/tar, a dated attachment, every event with every field (its actor too),
+    a true manifest."""
     await create_apps(client, 3)
     response = await client.get("/backup")
     assert response.status == 200
@@ -71,10 +72,12 @@ async def test_backup_is_a_tar_of_the_whole_log_and_a_manifest(client: TestClien
         "app_id",
         "op",
         "unique_id",
+        "meta",
         "data",
         "created_at",
     ]
     assert first["data"] == events[0]["data"]
+    assert json.loads(first["meta"])["actor"]["key"] == events[0]["meta"]["actor"]["key"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", first["created_at"])
     manifest = json.loads(files[f"{root}/manifest.json"])
     log = files[f"{root}/events/000001.jsonl"]

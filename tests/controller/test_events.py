@@ -22,12 +22,16 @@ async def seed(client: TestClient) -> tuple[dict, dict]:
 
 
 async def test_list_is_newest_first_with_flynns_envelope(client: TestClient):
-    """Events come newest first, each {id, app, object_type, object_id, data, created_at}."""
+    """Events come newest first, each {id, app, object_type, object_id, data, created_at}, and
+    Evenflow's `meta` (its actor) when it has one."""
     await seed(client)
     events = await listed(client)
     ids = [e["id"] for e in events]
     assert ids == sorted(ids, reverse=True)
-    assert set(events[0]) == {"id", "app", "object_type", "object_id", "data", "created_at"}
+    flynns = {"id", "app", "object_type", "object_id", "data", "created_at"}
+    assert set(events[0]) == flynns | {"meta"}
+    actor = events[0]["meta"]["actor"]  # who and which request; not from where
+    assert set(actor) == {"key", "request_id"} and actor["key"].startswith("auth_key:")
 
 
 async def test_filters_by_app_name_or_id_object_types_and_object_id(client: TestClient):

@@ -70,6 +70,24 @@ async def test_release_limit_without_request_gets_request_equal_to_limit(client:
     assert resources["max_fd"] == {"request": 10000, "limit": 10000}
 
 
+async def test_unset_resource_values_take_flynns_defaults_or_stay_unset(client: TestClient):
+    """A null limit of a default resource takes the default limit; a request alone keeps the
+    default limit; a resource of another name keeps what was given, nulls left out."""
+    resources = {
+        "memory": {"limit": None},
+        "max_fd": {"request": 5},
+        "cpu": {"limit": None},
+        "temp_disk": {"request": None, "limit": 7},
+    }
+    release = await post(client, "/releases", {"processes": {"web": {"resources": resources}}})
+    assert release["processes"]["web"]["resources"] == {
+        "memory": {"request": 1073741824, "limit": 1073741824},
+        "max_fd": {"request": 5, "limit": 10000},
+        "cpu": {},
+        "temp_disk": {"limit": 7},
+    }
+
+
 async def test_release_refuses_an_empty_env_key_and_an_unknown_artifact(client: TestClient):
     """An env var with an empty name, or an artifact that does not exist, is a 400."""
     response = await client.post("/releases", json={"env": {"": "v"}})

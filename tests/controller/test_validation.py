@@ -47,6 +47,7 @@ RECORDED_ECHOES = {
 
 SCHEMA_NAMES = {
     "app",
+    "key",
     "app_update",
     "artifact",
     "release",

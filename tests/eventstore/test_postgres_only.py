@@ -103,13 +103,6 @@ async def test_kill_9_mid_append_keeps_every_acknowledged_append_whole(
     assert set(counts.values()) == {5}, "an append was partly written"
 
 
-async def test_group_commit_coalesces_concurrent_appends(store: PostgresEventStore):
-    """Many concurrent appends share far fewer transactions (commit timestamps) than appends."""
-    results = await asyncio.gather(*[store.append([ev(f"g{i}")]) for i in range(200)])
-    commits = {written[0].created_at for written in results}
-    assert len(commits) < 100
-
-
 async def test_a_lost_notification_is_covered_by_polling(
     dsn: str, store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from domain.events import (
 )
 from domain.objects import Deployment, DomainMigration, Job, Provider, Resource, Route
 from domain.states import JOB_STATES, DeploymentStatus
+from eventstore.memory import InMemoryEventStore
 from eventstore.record import RecordedEvent
 from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
@@ -276,3 +278,17 @@ async def _job(h: History, index: int, app_index: int, state: str, now: datetime
             return
         job = Job(job_id, app_id, release_id, JOB_STATES[state], now, now, type="web")
     await h.emit(JobStateChanged(attrs.evolve(job, state=JOB_STATES[state], updated_at=now)))
+
+
+def recorded(ops: list[tuple[Any, ...]]) -> list[RecordedEvent]:
+    """The log a history of `ops` leaves (on the in-memory store)."""
+
+    async def run() -> list[RecordedEvent]:
+        store = InMemoryEventStore()
+        async with History(store) as h:
+            await prelude(h)
+            for op in ops:
+                await run_op(h, op)
+        return [record async for record in store.read()]
+
+    return asyncio.run(run())

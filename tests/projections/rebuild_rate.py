@@ -4,7 +4,8 @@
 
 Without --dsn it starts a throwaway PostgreSQL (fsync on, like a real one; --fast turns it
 off). The log is synthetic (tests/projections/synthetic.py): jobs dominate, as in a busy
-cluster. Each run is SqlProjector.rebuild(): truncate, then replay the whole log.
+cluster. Each run is `replay rebuild-sql` (replay.restore.rebuild_sql): fold the whole log in
+memory, then write every object into the emptied tables.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from eventstore.postgres import PostgresEventStore
 from localpg import LocalPG
 from localpg.server import ensure_database
 from projections.sql import SqlReadModel
-from projections.sql_projector import BATCH_SIZE, SqlProjector
+from replay.restore import rebuild_sql
 from tests.projections.synthetic import append_synthetic
 
 
-async def measure(dsn: str, apps: int, jobs: int, runs: int, batch_size: int) -> None:
+async def measure(dsn: str, apps: int, jobs: int, runs: int) -> None:
     store = await PostgresEventStore.open(dsn)
     try:
         model = SqlReadModel(store.pool)
@@ -35,7 +36,7 @@ async def measure(dsn: str, apps: int, jobs: int, runs: int, batch_size: int) ->
         total = len([e async for e in store.read()])
         for run in range(1, runs + 1):
             cpu, began = time.process_time(), time.perf_counter()
-            await SqlProjector(store, model, batch_size=batch_size).rebuild()
+            await rebuild_sql(store)
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
             # CPU per event does not depend on what else the machine runs; the rate does.
             print(
@@ -53,12 +54,11 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=10, help="jobs per app")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--dsn", help="an existing database (its log is reused if not empty)")
     parser.add_argument("--fast", action="store_true", help="throwaway server with fsync off")
     args = parser.parse_args()
     if args.dsn:
-        asyncio.run(measure(args.dsn, args.apps, args.jobs, args.runs, args.batch_size))
+        asyncio.run(measure(args.dsn, args.apps, args.jobs, args.runs))
         return
     with (
         tempfile.TemporaryDirectory(prefix="rebuild-") as root,
@@ -66,7 +66,7 @@ def main() -> None:
     ):
         asyncio.run(ensure_database(pg.dsn(), "rebuild_rate"))
         dsn = pg.dsn("rebuild_rate")
-        asyncio.run(measure(dsn, args.apps, args.jobs, args.runs, args.batch_size))
+        asyncio.run(measure(dsn, args.apps, args.jobs, args.runs))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.store import EventStore
 from projections.read_model import MemoryQueries, ReadModel
 from projections.sql import SqlReadModel
-from projections.sql_projector import SqlProjector
+from replay.restore import rebuild_sql
 from tests.projections.history import DOMAIN, History, uid
 
 ALPHA, BETA, GAMMA = uid(0xA1), uid(0xB2), uid(0xC3)
@@ -133,9 +133,8 @@ async def model(make_store: Callable[[], Awaitable[EventStore]]) -> AsyncIterato
     async with History(store) as h:
         await build(h)
     if isinstance(store, PostgresEventStore):
-        sql = SqlReadModel(store.pool)
-        await SqlProjector(store, sql, batch_size=7).catch_up()
-        yield sql
+        await rebuild_sql(store)
+        yield SqlReadModel(store.pool)
     else:
         yield MemoryQueries(h.model)
     await store.close()

@@ -16,8 +16,8 @@ from projections.memory import MemoryReadModel
 from projections.read_model import MemoryQueries
 from service import snapshots
 from service.settings import Settings
-from tests.projections.history import History, prelude
-from tests.projections.test_state import FOLD_SETTINGS, contents, histories, recorded
+from tests.projections.history import History, prelude, recorded
+from tests.projections.test_state import FOLD_SETTINGS, contents, histories
 
 
 def folded(records: list[RecordedEvent]) -> MemoryReadModel:

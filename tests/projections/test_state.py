@@ -9,29 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.codec import decode
-from eventstore.memory import InMemoryEventStore
 from eventstore.record import RecordedEvent
+from projections import causes
 from projections.memory import MemoryReadModel
 from projections.read_model import MemoryQueries
 from projections.state import State, apply
-from tests.projections.history import OPS, History, prelude, run_op
+from tests.projections.history import OPS, recorded
 
 FOLD_SETTINGS = settings(max_examples=60, deadline=None)
 histories = st.lists(OPS, max_size=40)
-
-
-def recorded(ops: list[tuple[Any, ...]]) -> list[RecordedEvent]:
-    """The log a history of `ops` leaves (on the in-memory store)."""
-
-    async def run() -> list[RecordedEvent]:
-        store = InMemoryEventStore()
-        async with History(store) as h:
-            await prelude(h)
-            for op in ops:
-                await run_op(h, op)
-        return [record async for record in store.read()]
-
-    return asyncio.run(run())
 
 
 def contents(state: State) -> dict[str, Any]:
@@ -42,6 +28,15 @@ def contents(state: State) -> dict[str, Any]:
 def fold(state: State, records: list[RecordedEvent]) -> State:
     for record in records:
         apply(state, decode(record), record.created_at)
+    return state
+
+
+def fold_records(state: State, records: list[RecordedEvent]) -> State:
+    """`fold`, and the index the read model folds from records beside apply."""
+    for record in records:
+        event = decode(record)
+        apply(state, event, record.created_at)
+        causes.fold(state.causes, record, event)
     return state
 
 
@@ -60,7 +55,7 @@ def test_folding_a_prefix_then_the_rest_equals_folding_all(ops: list[Any], cut: 
     model = MemoryReadModel()
     model.apply_records(log[:split])
     model.apply_records(log[split:])
-    assert contents(model.state) == contents(fold(State(), log))
+    assert contents(model.state) == contents(fold_records(State(), log))
     assert asyncio.run(MemoryQueries(model).snapshot()) == snapshot(log)
 
 

@@ -56,6 +56,10 @@ class Controller(RuleBasedStateMachine):
         self.apps: dict[str, dict[str, Any]] = {}  # name -> id, meta, strategy, release
         self.release_types: dict[str, tuple[str, ...]] = {}
         self.formations: dict[tuple[str, str], dict[str, int]] = {}  # (app id, release) -> counts
+        # The releases each app lists (set as its release, or scaled), by app id: deleting the
+        # app deletes those no other app lists.
+        self.listed: dict[str, set[str]] = {}
+        self.deleted_releases: set[str] = set()
         self.routes: dict[str, tuple[str, str]] = {}  # route id -> (app id, domain)
         self._start()
 
@@ -132,6 +136,8 @@ class Controller(RuleBasedStateMachine):
         assert (status, body) == (200, b"")
         app_id = self.apps.pop(name)["id"]
         self.formations = {k: v for k, v in self.formations.items() if k[0] != app_id}
+        kept = {r for a in self.apps.values() for r in self.listed.get(a["id"], ())}
+        self.deleted_releases |= self.listed.pop(app_id, set()) - kept
         self.routes = {k: v for k, v in self.routes.items() if v[0] != app_id}
 
     # -- artifacts and releases --------------------------------------------------------
@@ -158,8 +164,12 @@ class Controller(RuleBasedStateMachine):
         if name not in self.apps:
             assert (status, body) == (404, b"")
             return
+        if release in self.deleted_releases:
+            assert status == 400 and body["code"] == "validation_error", (status, body)
+            return
         assert status == 200 and body["id"] == release
         self.apps[name]["release"] = release
+        self.listed.setdefault(self.apps[name]["id"], set()).add(release)
 
     @rule(name=NAMES)
     def set_unknown_release(self, name: str) -> None:
@@ -180,11 +190,15 @@ class Controller(RuleBasedStateMachine):
         if name not in self.apps:
             assert (status, body) == (404, b"")
             return
+        if release in self.deleted_releases:
+            assert status == 404, (status, body)
+            return
         if set(counts) - set(self.release_types[release]):
             assert status == 400 and "Invalid process types" in body["message"]
             return
         assert status == 200 and body.get("processes", {}) == counts
         self.formations[(self.apps[name]["id"], release)] = counts
+        self.listed.setdefault(self.apps[name]["id"], set()).add(release)
 
     @rule(name=NAMES, release=releases)
     def delete_formation(self, name: str, release: str) -> None:

@@ -37,11 +37,11 @@ def test_requests_are_counted_by_route_method_and_status_with_durations():
 
 
 def test_appends_and_the_fold_are_rendered_from_a_reading():
-    """Batches, events, failures and commit times come from the writer's counts; the lags
+    """Appends, events, failures and commit times come from the writer's counts; the lags
     from the head, the fold and the SQL read model's positions."""
     appends = AppendStats()
-    appends.settled(3, 0, 0.002)
-    appends.settled(0, 1, 0.5)  # a batch that wrote nothing: one failure, no batch
+    appends.committed(3, 0.002)
+    appends.failed += 1
     reading = Reading(worker="0", requests=RequestStats(), folded=8, head=10,
                       appends=appends, sql_position=4, jobs={"up": 2},
                       deployments={"complete": 1}, scheduling=True, restarts=5,
