@@ -6,19 +6,18 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable
-from time import perf_counter
-from typing import ClassVar, cast
+from collections.abc import Iterable, Sequence
+from time import perf_counter, time
 from urllib.parse import unquote_plus
 
+import orjson
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from controller import keys
 from service.log_format import MIN_HIDDEN_KEY, REDACTED, escape, hide_keys
-from service.log_output import LogOutput, set_up
-from service.metrics.requests import UNMATCHED, RequestStats
+from service.log_output import ACCESS_LOGGER, LogOutput, json_stamp, set_up, text_stamp
+from service.metrics.requests import RequestStats
 
 #: Where a request target's parameters begin and end: `;` and `#` too, though the server
 #: splits only on `&`, so that a key sent in a form it does not read is not logged either.
@@ -73,12 +72,6 @@ def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
     return f"{path}?{REDACTED}"
 
 
-#: When the request reached the service's middleware (perf_counter): its duration is
-#: measured from there, to the microsecond (aiohttp's own measure is the event loop's
-#: clock, which uvloop keeps in whole milliseconds).
-STARTED = web.RequestKey("evenflow_started", float)
-
-
 def request_identity(request: web.BaseRequest) -> tuple[str | None, str | None]:
     """The request's id (taken or made by the middleware) and, once its key is known, the
     key's name (never the key), for its log line: the one place that reads them."""
@@ -86,75 +79,91 @@ def request_identity(request: web.BaseRequest) -> tuple[str | None, str | None]:
     return request.get(keys.REQUEST_ID), None if principal is None else principal.name
 
 
-def route_of(request: web.BaseRequest) -> str:
-    """The route template a request matched (never its path: labels must stay few)."""
-    if not isinstance(request, web.Request):  # refused before routing (a malformed head)
-        return UNMATCHED
-    resource = request.match_info.route.resource
-    return UNMATCHED if resource is None else resource.canonical
+#: What the access log keeps of a request until its line is written: (wall-clock time,
+#: peer, method, target, request id, actor, route, seconds, status, answer). The answer for
+#: its length once sent: a plain answer's bytes are written after the middleware returns.
+Entry = tuple[
+    float, str | None, str, str, str | None, str | None, str, float, int, web.StreamResponse | None
+]
 
 
-class AccessLogger(AbstractAccessLogger):
-    """Every request ends here: counted for the metrics (`stats`), and, at INFO, the access
-    log's line `remote "METHOD target" status bytes duration`, the target redacted
-    (`redact`), with no key of `secrets` in it, and escaped. Through `output` (the
-    service's LogOutput) when there is one, else as a record of the `aiohttp.access`
-    logger."""
+class RequestLog:
+    """Every request's end, as the middleware (controller/middlewares.py) tells it: counted
+    for the metrics (`stats`), and, at INFO, kept for its access-log line. The lines are
+    made when written, a batch at a time (`render`): `remote "METHOD target" status bytes
+    duration request_id=…`, the target redacted (`redact`), with no key of `secrets` in it,
+    and escaped; or the same as JSON. Through `output` (the service's LogOutput) when there
+    is one, else as records of the `aiohttp.access` logger."""
 
-    secrets: ClassVar[tuple[str, ...]] = ()
-    stats: ClassVar[RequestStats | None] = None
-    output: ClassVar[LogOutput | None] = None
+    __slots__ = ("_logger", "output", "secrets", "stats")
 
-    @classmethod
-    def hiding(cls, secrets: Iterable[str]) -> type[AccessLogger]:
-        """An access logger that also keeps these keys out of the log wherever they are
-        (aiohttp makes one per connection from the class: it cannot be given them)."""
-        return cls.serving(secrets, None, None)
+    def __init__(
+        self,
+        stats: RequestStats | None = None,
+        secrets: Iterable[str] = (),
+        output: LogOutput | None = None,
+    ) -> None:
+        self.stats = stats or RequestStats()
+        self.secrets = tuple(secrets)
+        self.output = output
+        self._logger = logging.getLogger(ACCESS_LOGGER)
 
-    @classmethod
-    def serving(
-        cls, secrets: Iterable[str], stats: RequestStats | None, output: LogOutput | None
-    ) -> type[AccessLogger]:
-        """An access logger hiding these keys, counting into `stats`, writing to `output`."""
-        attributes = {"secrets": tuple(secrets), "stats": stats, "output": output}
-        return cast(type[AccessLogger], type(cls.__name__, (cls,), attributes))
-
-    _remote: str | None = None
-
-    @property
-    def enabled(self) -> bool:
-        # Read once per connection by aiohttp; below INFO, only the counting is done.
-        return self.stats is not None or self.logger.isEnabledFor(logging.INFO)
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        started = request.get(STARTED)
-        seconds = time if started is None else perf_counter() - started
-        route = route_of(request)
-        if self.stats is not None:
-            self.stats.observe(route, request.method, response.status, seconds)
-        if not self.logger.isEnabledFor(logging.INFO):
+    def ended(
+        self,
+        request: web.Request,
+        route: str,
+        status: int,
+        response: web.StreamResponse | None,
+        started: float,
+    ) -> None:
+        """`request` (of the URL table's `route`) was answered with `status` (`response`,
+        unless an HTTPException carried it); `started` is its perf_counter at routing."""
+        seconds = perf_counter() - started
+        method = request.method
+        self.stats.observe(route, method, status, seconds)
+        if not self._logger.isEnabledFor(logging.INFO):
             return
-        target = redact(request.raw_path)
-        if self.secrets:
-            target = hide_keys_in_target(target, self.secrets)
         request_id, actor = request_identity(request)
-        remote = self._remote
-        if remote is None:  # one logger per connection: its peer's address, asked once
-            remote = self._remote = request.remote
-        status, length = response.status, response.body_length
-        line = f'{remote} "{request.method} {target}" {status} {length} {seconds * 1000:.3f}ms'
-        if request_id is not None:
-            line += f" request_id={request_id}"
-        output = self.output
-        if output is None:
-            self.logger.info("%s", escape(line))
-        elif not output.json:
-            output.text(line)
+        entry: Entry = (time(), request.remote, method, request.raw_path, request_id, actor,
+                        route, seconds, status, response)  # fmt: skip
+        if self.output is None:
+            self._logger.info("%s", self._message(entry))
         else:
-            output.document(line, {"request_id": request_id, "actor": actor, "remote": remote,
-                                   "method": request.method, "path": target, "route": route,
-                                   "status": status, "bytes": length,
-                                   "duration_us": round(seconds * 1e6)})  # fmt: skip
+            self.output.gather(entry, self.render)
+
+    def render(self, entries: Sequence[Entry], json: bool) -> str:
+        """The lines of `entries`, in the text format or as JSON."""
+        if json:
+            return "".join([self._json(entry) for entry in entries])
+        return "".join([self._text(entry) for entry in entries])
+
+    def _target(self, raw_path: str) -> str:
+        target = redact(raw_path)
+        return hide_keys_in_target(target, self.secrets) if self.secrets else target
+
+    def _message(self, entry: Entry) -> str:
+        _, remote, method, target, request_id, _, _, seconds, status, response = entry
+        length = 0 if response is None else response.body_length
+        line = f'{remote} "{method} {self._target(target)}" {status} {length} {seconds * 1e3:.3f}ms'
+        return escape(line if request_id is None else f"{line} request_id={request_id}")
+
+    def _text(self, entry: Entry) -> str:
+        return f"{text_stamp(entry[0])} INFO {ACCESS_LOGGER}: {self._message(entry)}\n"
+
+    def _json(self, entry: Entry) -> str:
+        when, remote, method, target, request_id, actor, route, seconds, status, response = entry
+        document = {
+            "time": json_stamp(when), "level": "INFO", "logger": ACCESS_LOGGER,
+            "message": self._message(entry), "request_id": request_id, "actor": actor,
+            "remote": remote, "method": method, "path": self._target(target), "route": route,
+            "status": status, "bytes": 0 if response is None else response.body_length,
+            "duration_us": round(seconds * 1e6),
+        }  # fmt: skip
+        return orjson.dumps(document).decode() + "\n"
+
+
+#: The service's RequestLog (its counts are read by the metrics: controller/metrics.py).
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
 
 
 class BadRequestFilter(logging.Filter):

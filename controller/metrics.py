@@ -19,20 +19,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from controller import keys
+from controller.access_log import REQUEST_LOG
 from controller.broadcast import BROADCASTER
 from controller.limits import STREAM_SLOTS
 from eventstore.postgres import PostgresEventStore
 from eventstore.store import StoreUnavailableError
 from projections.sql import SqlReadModel
 from service.metrics.families import Reading, render
-from service.metrics.requests import RequestStats
 from service.metrics.workers import worker_socket
 from service.supervisor import worker_index
 
 logger = logging.getLogger("evenflow.metrics")
-
-#: The requests counted by the access logger (controller/server.py gives it this one).
-REQUEST_STATS = web.AppKey("request_stats", RequestStats)
 
 
 async def reading(app: web.Application) -> Reading:
@@ -56,7 +53,7 @@ async def reading(app: web.Application) -> Reading:
     scheduler = scheduling.scheduler if scheduling is not None else None
     return Reading(
         worker=str(worker_index() or 0),
-        requests=app[REQUEST_STATS],
+        requests=app[REQUEST_LOG].stats,
         folded=folded,
         head=head,
         fold_lag_seconds=lag_seconds,

@@ -15,10 +15,7 @@ import attrs
 import uvloop
 from aiohttp import web
 
-from controller.access_log import AccessLogger
 from controller.connections import ConnectionGate, connection_limit
-from controller.metrics import REQUEST_STATS
-from service.log_output import log_output
 from service.settings import Settings
 
 logger = logging.getLogger("evenflow")
@@ -61,9 +58,7 @@ async def start(
     """Start the application (its cleanup contexts) and listen on host:port."""
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger.serving(
-            settings.auth_keys, app.get(REQUEST_STATS), log_output()
-        ),
+        access_log=None,  # the middleware counts and logs each request (RequestLog)
         # Between requests, the wait for the next head: the same bound as for the first.
         keepalive_timeout=settings.header_timeout,
         # A body left unread (a 401, a 413) is read and dropped at most this long.

@@ -2,9 +2,9 @@
 
 A record (start-up, a warning, an error) is formatted by the logging module and written
 at once, after the access lines gathered before it (the order stays that of the events).
-An access line skips the logging module: it is built from what the request left
-(controller/access_log.py), with a timestamp computed once per second, and gathered; the
-lines are written in one `write` per batch — when FLUSH_LINES are waiting, FLUSH_AFTER
+An access line skips the logging module: what the request left is gathered as it ends;
+the lines are made a batch at a time (controller/access_log.py; a timestamp's second made
+once per second) and written in one `write` — when FLUSH_LINES are waiting, FLUSH_AFTER
 seconds after the first, before any record, and when the process exits. A line per
 request through the logging module (a record, a formatter, a locked write and flush each)
 cost a large share of a small request's time (bench/README.md).
@@ -16,18 +16,19 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TextIO
 
-import orjson
-
-from service.log_format import JsonFormatter, LogFormatter, escape
+from service.log_format import JsonFormatter, LogFormatter
 
 #: Access lines gathered before they are written at once.
 FLUSH_LINES = 256
 #: Seconds an access line may wait to be written.
 FLUSH_AFTER = 0.2
 ACCESS_LOGGER = "aiohttp.access"
+
+#: Makes the lines of gathered entries (text, or JSON when told): once per batch.
+Render = Callable[[Sequence[Any], bool], str]
 
 
 class LogOutput(logging.Handler):
@@ -38,10 +39,9 @@ class LogOutput(logging.Handler):
         self.stream = stream or sys.stderr
         self.json = json
         self.setFormatter(JsonFormatter() if json else LogFormatter())
-        self._lines: list[str] = []
+        self._gathered: list[Any] = []
+        self._render: Render | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._second = -1  # the second _stamp is for
-        self._stamp = ""
 
     # -- records -----------------------------------------------------------------------
 
@@ -61,42 +61,21 @@ class LogOutput(logging.Handler):
             self.stream.flush()
 
     def _write_lines(self) -> None:
-        lines, self._lines = self._lines, []
+        gathered, self._gathered = self._gathered, []
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if lines:
-            self.stream.write("".join(lines))
+        if gathered and self._render is not None:
+            self.stream.write(self._render(gathered, self.json))
 
     # -- access lines ------------------------------------------------------------------
 
-    def text(self, message: str) -> None:
-        """An access line in the text format."""
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        millis = int((now - second) * 1000)
-        self._gather(f"{self._stamp},{millis:03d} INFO {ACCESS_LOGGER}: {escape(message)}\n")
-
-    def document(self, message: str, fields: dict[str, object]) -> None:
-        """An access line as JSON: time, level, logger, `message`, then `fields`."""
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        stamp = f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
-        head: dict[str, object] = {"time": stamp, "level": "INFO", "logger": ACCESS_LOGGER}
-        head["message"] = message
-        head.update(fields)
-        self._gather(orjson.dumps(head).decode() + "\n")
-
-    def _gather(self, line: str) -> None:
-        lines = self._lines
-        lines.append(line)
-        if len(lines) >= FLUSH_LINES:
+    def gather(self, entry: Any, render: Render) -> None:
+        """An access line to write later: `render` makes the lines of a batch of entries."""
+        self._render = render
+        gathered = self._gathered
+        gathered.append(entry)
+        if len(gathered) >= FLUSH_LINES:
             self.flush()
         elif self._timer is None:
             try:
@@ -109,6 +88,36 @@ class LogOutput(logging.Handler):
     def _flush_later(self) -> None:
         self._timer = None
         self.flush()
+
+
+class _Stamp:
+    """A timestamp's text, its second's part made once per second."""
+
+    __slots__ = ("_second", "_text", "convert", "pattern")
+
+    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]) -> None:
+        self.pattern, self.convert = pattern, convert
+        self._second, self._text = -1, ""
+
+    def __call__(self, when: float) -> str:
+        second = int(when)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self.pattern, self.convert(second))
+        return self._text
+
+
+_LOCAL_SECOND = _Stamp("%Y-%m-%d %H:%M:%S", time.localtime)
+_UTC_SECOND = _Stamp("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
+
+def text_stamp(when: float) -> str:
+    """The text format's timestamp of `when` (local time, milliseconds)."""
+    return f"{_LOCAL_SECOND(when)},{int((when % 1) * 1000):03d}"
+
+
+def json_stamp(when: float) -> str:
+    """The JSON lines' timestamp of `when` (UTC, microseconds)."""
+    return f"{_UTC_SECOND(when)}.{int((when % 1) * 1e6):06d}Z"
 
 
 def log_output() -> LogOutput | None:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from controller.access_log import AccessLogger
+from controller.access_log import REQUEST_LOG
 from controller.app import create_app
 from domain.keys import bootstrap_name
 from eventstore.memory import InMemoryEventStore
@@ -27,9 +27,12 @@ TEXT_LINE = re.compile(
 
 
 async def served(aiohttp_client, output: LogOutput, stats: RequestStats) -> TestClient:
+    """The service writing its access lines to `output` and counting into `stats`, served
+    as `serve` does (aiohttp's own access log off)."""
     app = create_app(Settings(auth_keys=(KEY,)), store=InMemoryEventStore())
+    app[REQUEST_LOG].output, app[REQUEST_LOG].stats = output, stats
     server = TestServer(app)
-    await server.start_server(access_log_class=AccessLogger.serving((KEY,), stats, output))
+    await server.start_server(access_log=None)
     return await aiohttp_client(server)  # type: ignore[no-any-return]
 
 
