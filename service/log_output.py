@@ -3,9 +3,9 @@
 A record (start-up, a warning, an error) is formatted by the logging module and written
 at once, after the access lines gathered before it (the order stays that of the events).
 An access line skips the logging module: what the request left is gathered as it ends;
-the lines are made a batch at a time (controller/access_log.py; a timestamp's second made
-once per second) and written in one `write` — when FLUSH_LINES are waiting, FLUSH_AFTER
-seconds after the first, before any record, and when the process exits. A line per
+the lines are made a batch at a time (controller/access_log.py) and written in one
+`write` — when FLUSH_LINES are waiting, FLUSH_AFTER seconds after the first, before any
+record, and when the process exits. A line per
 request through the logging module (a record, a formatter, a locked write and flush each)
 cost a large share of a small request's time (bench/README.md).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
@@ -88,36 +87,6 @@ class LogOutput(logging.Handler):
     def _flush_later(self) -> None:
         self._timer = None
         self.flush()
-
-
-class _Stamp:
-    """A timestamp's text, its second's part made once per second."""
-
-    __slots__ = ("_second", "_text", "convert", "pattern")
-
-    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]) -> None:
-        self.pattern, self.convert = pattern, convert
-        self._second, self._text = -1, ""
-
-    def __call__(self, when: float) -> str:
-        second = int(when)
-        if second != self._second:
-            self._second, self._text = second, time.strftime(self.pattern, self.convert(second))
-        return self._text
-
-
-_LOCAL_SECOND = _Stamp("%Y-%m-%d %H:%M:%S", time.localtime)
-_UTC_SECOND = _Stamp("%Y-%m-%dT%H:%M:%S", time.gmtime)
-
-
-def text_stamp(when: float) -> str:
-    """The text format's timestamp of `when` (local time, milliseconds)."""
-    return f"{_LOCAL_SECOND(when)},{int((when % 1) * 1000):03d}"
-
-
-def json_stamp(when: float) -> str:
-    """The JSON lines' timestamp of `when` (UTC, microseconds)."""
-    return f"{_UTC_SECOND(when)}.{int((when % 1) * 1e6):06d}Z"
 
 
 def log_output() -> LogOutput | None:

@@ -68,6 +68,7 @@ async def test_json_lines_parse_and_carry_the_request_id(aiohttp_client, access_
     read = lines[1]
     assert read["request_id"] == "abc-123" and read["path"] == "/apps/logged"
     assert read["actor"] == bootstrap_name(KEY)  # the key's name, never the key
+    assert read["message"] == "GET /apps/logged 200"
     assert (read["level"], read["logger"], read["status"]) == ("INFO", "aiohttp.access", 200)
     assert isinstance(read["duration_us"], int) and read["duration_us"] > 0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", read["time"])
