@@ -127,7 +127,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     announce(settings, host, port)  # before they listen: the workers do not say when they do
     logger.debug("serving on %s:%d with %d workers", host, port, workers)
     # A worker's shutdown: its requests (up to twice SHUTDOWN_TIMEOUT), then its clean-up,
-    # which may write a read-model snapshot (~5 s per 1M events folded since the last).
+    # which may write a read-model snapshot (seconds per million events folded since the last).
     grace = 2 * SHUTDOWN_TIMEOUT + 15
     if settings.metrics_port:  # one scrape for all the workers
         serve_merged(settings.metrics_host, settings.metrics_port, os.getpid(), workers)

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 #: Random bytes for new ids, drawn from the OS 4 KB at a time: uuid.uuid4() makes one
-#: getrandom() call per id, and under load those were 6 % of a POST /apps.
+#: getrandom() call per id, a measurable share of a POST /apps (bench/README.md).
 _random = b""
 _VARIANT = "89ab"  # RFC 4122: the variant's two high bits are 10
 # Flynn: controller/data/app.go — a path segment shaped like a uuid is an id or a name;

@@ -24,7 +24,7 @@ def _times(doc: JSON, *names: str) -> list[datetime]:
 
 #: Ids (and other short strings) decoded from the log, interned: an id is repeated in many
 #: objects and index keys (a job's app and release, a release's app, ...), and each decoded
-#: copy costs 85 bytes: -15 % of the memory of a 100k-app model, for ~2 % of the fold's time.
+#: copy costs memory, far more than interning costs time (bench/README.md).
 ident = sys.intern
 #: The dict of every decoded object with none of a mapping (a job's meta and env, ...): 64
 #: bytes each otherwise, 600 per app of a big model. The objects are frozen values: their
@@ -231,7 +231,7 @@ class Job:
     @classmethod
     def from_json(cls, doc: JSON) -> Job:
         # Positional, with one bound get: job reports are half of a busy log, and this is
-        # a quarter of folding one (-20 % of its time against keywords and _times).
+        # a large part of folding one (bench/README.md: keywords and _times cost more).
         get = doc.get
         cmd, entrypoint = get("cmd"), get("entrypoint")
         return cls(

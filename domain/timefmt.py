@@ -11,7 +11,7 @@ _NO_OFFSET = timedelta(0)
 
 #: Times formatted lately, and their text: an object's created_at and updated_at are often
 #: one time, which one write formats for the log, the response, the event stream and the
-#: SQL read model (format_time was 5 % of a POST /apps). A datetime caches its hash.
+#: SQL read model (bench/README.md: its share of a POST /apps). A datetime caches its hash.
 _formatted: dict[datetime, str] = {}
 _FORMATTED_MAX = 256
 

@@ -1,8 +1,8 @@
 """Read-model snapshots: the folded state in a local file, so that a restart folds only the
 log's tail.
 
-Folding a 1M-event log takes ~11 s on two cores (reading it ~4 s, decoding and folding it
-~7 s); loading the state it folds to takes ~1.5 s. A snapshot is only a cache of the fold:
+Loading the state a long log folds to is several times faster than folding the log again
+(figures: bench/README.md). A snapshot is only a cache of the fold:
 
 * It lives in a file of the service's data directory, never in the database: it is a
   pickle, and only the machine's own files are trusted to hold code-bearing data.

@@ -23,7 +23,7 @@ from service.supervisor import worker_index
 logger = logging.getLogger(__name__)
 
 #: Events folded since the snapshot (or from the start) before a shutdown writes one:
-#: writing takes ~5 s per 1M events folded, and spares about twice that at the next start.
+#: writing one spares about twice its time at the next start (bench/README.md).
 #: EVENFLOW_SNAPSHOT_AFTER sets another number (0: never write one).
 SNAPSHOT_AFTER = int(os.environ.get("EVENFLOW_SNAPSHOT_AFTER") or 200_000)
 

@@ -26,7 +26,9 @@ MAX_COUNT = 1000
 async def audit(request: web.Request) -> web.Response:
     query = _query(request)
     visible = visibility.event_filter(request, EventFilter(app_id=query.app_id))
-    count = min(query_int(request, "count") or DEFAULT_COUNT, MAX_COUNT)
+    count = query_int(request, "count", minimum=1) or DEFAULT_COUNT
+    if count > MAX_COUNT:
+        raise ValidationError("count", f"is more than {MAX_COUNT}")
     before_id = query_int(request, "before_id")
     entries, next_before = await audit_page(
         request.app[keys.STORE], query, visible, before_id, count

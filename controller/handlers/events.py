@@ -95,7 +95,7 @@ async def list_events(request: web.Request) -> web.Response:
     since_id = query_int(request, "since_id")
     count = query_int(request, "count")
     # Recent events come from the event streams' window, encoded once, as every other GET
-    # comes from the read model: no database round trip (451 -> ~7,000 req/s for count=100).
+    # comes from the read model: no database round trip (figures: bench/README.md).
     body = request.app[BROADCASTER].listing_body(filter, before_id, since_id, count)
     if body is None:
         records = request.app[keys.STORE].read_backward(

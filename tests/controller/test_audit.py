@@ -87,6 +87,15 @@ async def test_the_audit_comes_a_page_at_a_time(client: TestClient, story: dict[
     assert seen == everything
 
 
+@pytest.mark.parametrize("count", ["0", "-1", "1001", "x"])
+async def test_a_count_outside_one_to_a_thousand_is_a_400(client: TestClient, count: str):
+    """?count= is what the OpenAPI document says (1 to 1000): anything else is refused,
+    never quietly replaced."""
+    response = await client.get("/audit", params={"count": count})
+    assert response.status == 400
+    assert (await response.json())["detail"] == {"field": "count"}
+
+
 async def test_a_read_key_sees_its_apps_and_no_keys(client: TestClient, story: dict[str, Any]):
     """A read key limited to one app sees only that app's events, none of the keys' own;
     a stream key may not read the audit at all."""

@@ -194,11 +194,15 @@ async def test_a_backup_cut_by_a_database_restart_fails_visibly(
 async def _a_whole_backup(session: aiohttp.ClientSession, service: Service, workdir: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
-        async with session.get(f"{service.url}/backup", headers=AUTH) as r:
-            if r.status == 200:
-                path = workdir / "whole.tar"
-                path.write_bytes(await r.read())
-                break
-            assert r.status == 503 and time.monotonic() < deadline
+        try:
+            async with session.get(f"{service.url}/backup", headers=AUTH) as r:
+                if r.status == 200:
+                    path = workdir / "whole.tar"
+                    path.write_bytes(await r.read())
+                    break
+                assert r.status == 503 and time.monotonic() < deadline
+        except aiohttp.ClientConnectionError as exc:
+            state = "running" if service.proc.poll() is None else f"exited ({service.proc.poll()})"
+            raise AssertionError(f"{exc}; the service is {state}:\n{service.log()}") from exc
         await asyncio.sleep(0.2)
     assert verify_archive(path).event_count >= 40_000
