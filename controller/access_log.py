@@ -1,5 +1,6 @@
-"""Every request's end: counted for the metrics and written to the access log (one line per
-request, its key redacted); and the service's logging set up (service/log_output.py)."""
+"""Every request's end, as the `edge` middleware tells it: counted for the metrics and
+written to the access log (one line per request, its key redacted); and the service's
+logging set up (service/log_output.py)."""
 
 from __future__ import annotations
 
