@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import statistics
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 import aiohttp
 import attrs
 
-from bench import scratch_database, server
+from bench import scratch_database, server, service
 from bench.report import Row, Target
 from bench.service import AUTH, ceiling, evenflow, need_wrk, wrk
 
@@ -173,11 +174,25 @@ def _measure(admin_dsn: str, plan: Plan, folder: Path) -> list[Row]:
         ids.write_text("".join(f"{a} {r} {f}\n" for a, r, f in seeded))
         two = stack.enter_context(evenflow(reads_dsn, workers=2))
         writer = stack.enter_context(evenflow(writes_dsn, workers=1))
+        # As shipped: the access log at INFO, in each format, into a file.
+        logged = {}
+        for form in ("text", "json"):
+            shipped = {"LOG_LEVEL": "INFO", "LOG_FORMAT": form}
+            log = folder / f"service-{form}.log"
+            logged[form] = (
+                stack.enter_context(evenflow(reads_dsn, env=shipped, log=log)),
+                stack.enter_context(evenflow(stack.enter_context(database(admin_dsn)),
+                                             env=shipped, log=log)),
+            )  # fmt: skip
         app = seeded[0][0]
         prefix = uuid.uuid4().hex[:6]
 
         def unique() -> dict[str, str]:
             return {"BENCH_PREFIX": f"{prefix}{time.monotonic_ns()}"}
+
+        def post(target: service.Target) -> dict[str, float]:
+            return wrk(target, "/apps", connections=64, seconds=t, script="create_apps.lua",
+                       env=unique())  # fmt: skip
 
         scenarios: dict[str, Callable[[], dict[str, float]]] = {
             "ceiling GET": lambda: wrk(top, "/apps/x", connections=64, seconds=t),
@@ -195,6 +210,11 @@ def _measure(admin_dsn: str, plan: Plan, folder: Path) -> list[Row]:
             "GET id 2 workers": lambda: wrk(two, f"/apps/{app}", connections=64, seconds=t),
             "visibility": lambda: asyncio.run(visibility(two.url)),
         }  # fmt: skip
+        for form, (reads, writes) in logged.items():
+            scenarios[f"GET id, log {form}"] = functools.partial(
+                wrk, reads, f"/apps/{app}", connections=64, seconds=t
+            )
+            scenarios[f"POST x64, log {form}"] = functools.partial(post, writes)  # fmt: skip
         results: dict[str, Runs] = {name: [] for name in scenarios}
         for round_ in range(plan.runs):
             for name, measure in scenarios.items():
@@ -227,4 +247,21 @@ def _rows(r: dict[str, Runs]) -> list[Row]:
             baseline=("--workers 1", r["GET id"]), target=Target("ratio", ">=", 1.6)),
         row("write visible on every worker, max", r["visibility"], key="max ms", unit="ms",
             target=Target("value", "<=", 100.0)),
+        *_logged(r),
     ]  # fmt: skip
+
+
+def _logged(r: dict[str, Runs]) -> list[Row]:
+    """The service as shipped (the access log at INFO, into a file) against the quiet one
+    (LOG_LEVEL=WARNING), in each log format."""
+    rows = []
+    for form in ("text", "json"):
+        rows += [
+            row(f"GET /apps/:id x64, access log ({form})", r[f"GET id, log {form}"],
+                baseline=("quiet", r["GET id"]), target=Target("ratio", ">=", 0.95),
+                cpu_ratio="quiet/logged CPU per req"),
+            row(f"POST /apps x64, access log ({form})", r[f"POST x64, log {form}"],
+                baseline=("quiet", r["POST x64"]), target=Target("ratio", ">=", 0.95),
+                cpu_ratio="quiet/logged CPU per req"),
+        ]  # fmt: skip
+    return rows

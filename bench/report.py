@@ -42,7 +42,7 @@ class Target:
     def text(self) -> str:
         sign = self.op
         if self.on == "ratio":
-            return f"{sign} {self.threshold:.1f}x baseline"
+            return f"{sign} {self.threshold:g}x baseline"
         return f"{sign} {_number(self.threshold)}"
 
 

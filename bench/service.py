@@ -89,10 +89,13 @@ class Target:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], env: dict[str, str] | None = None, root: Path = ROOT
+    args: list[str], env: dict[str, str] | None = None, root: Path = ROOT, log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`args` run in the checkout `root` (whose packages `python -m` then imports)."""
-    proc = subprocess.Popen(args, cwd=root, env=os.environ | (env or {}))
+    """`args` run in the checkout `root` (whose packages `python -m` then imports); its
+    stderr into the file `log` if given."""
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("ab")) if log is not None else None
+        proc = subprocess.Popen(args, cwd=root, env=os.environ | (env or {}), stderr=stderr)
     try:
         yield proc
     finally:
@@ -106,14 +109,20 @@ def process(
 
 @contextlib.contextmanager
 def evenflow(
-    dsn: str, workers: int = 1, env: dict[str, str] | None = None, root: Path = ROOT
+    dsn: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    root: Path = ROOT,
+    log: Path | None = None,
 ) -> Iterator[Target]:
-    """The service of the checkout `root` on `dsn`, on a free port, until the block ends."""
+    """The service of the checkout `root` on `dsn`, on a free port, until the block ends:
+    quiet (LOG_LEVEL=WARNING) unless `env` says otherwise; its log into the file `log`."""
     port = free_port()
     args = [sys.executable, "-m", "controller", "serve", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]  # fmt: skip
-    settings = {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING", "SCHEDULER": "off"}
-    with process(args, settings | (env or {}), root) as proc:
+    settings = {"DATABASE_URL": dsn, "AUTH_KEY": KEY, "LOG_LEVEL": "WARNING", "SCHEDULER": "off",
+                "METRICS_PORT": "0"}  # fmt: skip
+    with process(args, settings | (env or {}), root, log) as proc:
         url = f"http://127.0.0.1:{port}"
         yield Target(url, proc, wait_ready(url, proc))
 

@@ -28,7 +28,8 @@ from replay.progress import Progress
 from service.auth_key import client_key, key_file, with_keys
 from service.backup import backup_database, check_output
 from service.key_commands import add_parser as add_keys_parser
-from service.log_format import hide_keys_in_logs
+from service.log_format import LOG_FORMATS, hide_keys_in_logs
+from service.metrics.workers import serve_merged
 from service.settings import EVENFLOW_VERSION, Settings
 from service.supervisor import Supervisor, exit_when_orphaned, worker_argv, worker_index
 
@@ -61,6 +62,9 @@ def announce(settings: Settings, host: str, port: int) -> None:
     kept = "AUTH_KEY" if os.environ.get("AUTH_KEY") else key_file(settings)
     address = url(host, port, settings.tls_cert is not None)
     logger.info("serving %s, API key in %s", address, kept)
+    if settings.metrics_port:
+        metrics = url(settings.metrics_host, settings.metrics_port, tls=False)
+        logger.info("metrics on %s/metrics", metrics)
     # The dashboard's address goes here once `/` serves one.
 
 
@@ -125,6 +129,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     # A worker's shutdown: its requests (up to twice SHUTDOWN_TIMEOUT), then its clean-up,
     # which may write a read-model snapshot (seconds per million events folded since the last).
     grace = 2 * SHUTDOWN_TIMEOUT + 15
+    if settings.metrics_port:  # one scrape for all the workers
+        serve_merged(settings.metrics_host, settings.metrics_port, os.getpid(), workers)
     status = Supervisor(workers, worker_argv(host, port), env, grace).run()
     if status:
         raise SystemExit(status)
@@ -235,7 +241,10 @@ def _command(args: argparse.Namespace) -> int | None:
     level = os.environ.get("LOG_LEVEL") or "INFO"
     if level.upper() not in logging.getLevelNamesMapping():
         raise CommandError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-    setup_logging(level)
+    log_format = os.environ.get("LOG_FORMAT") or "text"
+    if log_format not in LOG_FORMATS:
+        raise CommandError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+    setup_logging(level, log_format)
     status: int | None = args.func(args)
     return status
 

@@ -1,20 +1,25 @@
-"""Log lines from requests: the access log (one line per request, its key redacted), and
-the service's logging set up with the formatter of service/log_format.py."""
+"""Every request's end, as the `edge` middleware tells it: counted for the metrics and
+written to the access log (one line per request, its key redacted); and the service's
+logging set up (service/log_output.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time as time_module
 import unicodedata
-from collections.abc import Iterable
-from typing import ClassVar, cast
+from collections.abc import Iterable, Sequence
+from time import perf_counter, time
 from urllib.parse import unquote_plus
 
+import orjson
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
-from service.log_format import MIN_HIDDEN_KEY, REDACTED, LogFormatter, escape, hide_keys
+from controller import keys
+from service.log_format import MIN_HIDDEN_KEY, REDACTED, escape, hide_keys
+from service.log_output import ACCESS_LOGGER, LogOutput, set_up
+from service.metrics.requests import RequestStats
 
 #: Where a request target's parameters begin and end: `;` and `#` too, though the server
 #: splits only on `&`, so that a key sent in a form it does not read is not logged either.
@@ -69,32 +74,138 @@ def hide_keys_in_target(target: str, secrets: Iterable[str]) -> str:
     return f"{path}?{REDACTED}"
 
 
-class AccessLogger(AbstractAccessLogger):
-    """The access log: `remote "METHOD target" status bytes time`, the target redacted
-    (`redact`), with no key of `secrets` in it, and escaped."""
+def request_identity(request: web.BaseRequest) -> tuple[str | None, str | None]:
+    """The request's id (taken or made by the middleware) and, once its key is known, the
+    key's name (never the key), for its log line: the one place that reads them."""
+    principal = request.get(keys.PRINCIPAL)
+    return request.get(keys.REQUEST_ID), None if principal is None else principal.name
 
-    secrets: ClassVar[tuple[str, ...]] = ()
 
-    @classmethod
-    def hiding(cls, secrets: Iterable[str]) -> type[AccessLogger]:
-        """An access logger that also keeps these keys out of the log wherever they are
-        (aiohttp makes one per connection from the class: it cannot be given them)."""
-        return cast(type[AccessLogger], type(cls.__name__, (cls,), {"secrets": tuple(secrets)}))
+#: The timestamps' seconds: local time in the text format, UTC in JSON lines.
+TEXT_STAMP, JSON_STAMP = "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"
+#: What the access log keeps of a request until its line is written: (perf_counter time,
+#: peer, method, target, request id, actor, route, seconds, status, answer). The answer for
+#: its length once sent: a plain answer's bytes are written after the middleware returns.
+Entry = tuple[
+    float, str | None, str, str, str | None, str | None, str, float, int, web.StreamResponse | None
+]
+
+
+class RequestLog:
+    """Every request's end, as the middleware (controller/middlewares.py) tells it: counted
+    for the metrics (`stats`), and, at INFO, kept for its access-log line. The lines are
+    made when written, a batch at a time (`render`): `remote "METHOD target" status bytes
+    duration request_id=…`, the target redacted (`redact`), with no key of `secrets` in it,
+    and escaped; or the same as JSON. Through `output` (the service's LogOutput) when there
+    is one, else as records of the `aiohttp.access` logger."""
+
+    __slots__ = ("_hidden", "_logger", "_secrets", "output", "stats")
+
+    def __init__(
+        self,
+        stats: RequestStats | None = None,
+        secrets: Iterable[str] = (),
+        output: LogOutput | None = None,
+    ) -> None:
+        self.stats = stats or RequestStats()
+        self.secrets = tuple(secrets)
+        self.output = output
+        self._logger = logging.getLogger(ACCESS_LOGGER)
 
     @property
-    def enabled(self) -> bool:
-        # Read once per connection by aiohttp: below INFO nothing is formatted or timed
-        # (redact and the clock cost 6 % of a small GET).
-        return self.logger.isEnabledFor(logging.INFO)
+    def secrets(self) -> tuple[str, ...]:
+        return self._secrets
 
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        target = redact(request.raw_path)
-        if self.secrets:
-            target = hide_keys_in_target(target, self.secrets)
-        line = f'{request.remote} "{request.method} {target}"'
-        self.logger.info(
-            "%s %d %d %.2fms", escape(line), response.status, response.body_length, time * 1000
-        )
+    @secrets.setter
+    def secrets(self, secrets: tuple[str, ...]) -> None:
+        self._secrets = secrets
+        self._hidden = tuple(s for s in secrets if len(s) >= MIN_HIDDEN_KEY)
+
+    def ended(
+        self,
+        request: web.Request,
+        route: str,
+        status: int,
+        response: web.StreamResponse | None,
+        started: float,
+    ) -> None:
+        """`request` (of the URL table's `route`) was answered with `status` (`response`,
+        unless an HTTPException carried it); `started` is its perf_counter at routing."""
+        now = perf_counter()
+        method = request.method
+        self.stats.observe(route, method, status, now - started)
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        request_id, actor = request_identity(request)
+        entry: Entry = (now, request.remote, method, request.raw_path, request_id, actor,
+                        route, now - started, status, response)  # fmt: skip
+        if self.output is None:
+            self._logger.info("%s", self._message(entry))
+        else:
+            self.output.gather(entry, self.render)
+
+    def render(self, entries: Sequence[Entry], json: bool) -> str:
+        """The lines of `entries`, in the text format or as JSON (one loop: a batch's lines
+        cost the service's requests their time)."""
+        offset = time() - perf_counter()  # the entries' times are perf_counter's
+        second, stamp = -1, ""
+        hidden, target_of = self._hidden, self._target
+        lines: list[str] = []
+        documents: list[bytes] = []
+        for entry in entries:
+            now, remote, method, target, request_id, actor, route, seconds, status, answer = entry
+            when = now + offset
+            if int(when) != second:
+                second = int(when)
+                moment = time_module.gmtime(second) if json else time_module.localtime(second)
+                stamp = time_module.strftime(JSON_STAMP if json else TEXT_STAMP, moment)
+            if _needs_care(target, hidden):
+                target = target_of(target)
+            length = 0 if answer is None else answer.body_length
+            if not json:
+                tail = "" if request_id is None else f" request_id={request_id}"
+                lines.append(f"{stamp},{int((when - second) * 1e3):03d} INFO {ACCESS_LOGGER}: "
+                             f'{remote} "{method} {target}" {status} {length} '
+                             f"{seconds * 1e3:.3f}ms{tail}\n")  # fmt: skip
+                continue
+            documents.append(orjson.dumps({
+                "time": f"{stamp}.{int((when - second) * 1e6):06d}Z", "level": "INFO",
+                "logger": ACCESS_LOGGER, "message": f"{method} {target} {status}",
+                "request_id": request_id, "actor": actor, "remote": remote, "method": method,
+                "path": target, "route": route, "status": status, "bytes": length,
+                "duration_us": round(seconds * 1e6),
+            }))  # fmt: skip
+        if json:
+            return b"\n".join(documents).decode() + "\n" if documents else ""
+        return "".join(lines)
+
+    def _target(self, raw_path: str) -> str:
+        """A target fit for the log: redacted, no key in it, escaped."""
+        target = redact(raw_path)
+        return escape(hide_keys_in_target(target, self._secrets) if self._secrets else target)
+
+    def _message(self, entry: Entry) -> str:
+        """An entry's line without its timestamp (a record's message)."""
+        line = self.render([entry], False)
+        return line[line.index(f"{ACCESS_LOGGER}: ") + len(ACCESS_LOGGER) + 2 : -1]
+
+
+def _needs_care(target: str, hidden: tuple[str, ...]) -> bool:
+    """Whether a target may hold a parameter, an escape, a character to escape or a key
+    (`RequestLog._target`); the usual one is logged as it is. A few `in`s: a regular
+    expression searching for the same takes several times longer."""
+    if "?" in target or "%" in target or "+" in target or ";" in target or "#" in target:
+        return True
+    if not (target.isascii() and target.isprintable()):
+        return True
+    for secret in hidden:  # noqa: SIM110 (a generator is slower, once per request)
+        if secret in target:
+            return True
+    return False
+
+
+#: The service's RequestLog (its counts are read by the metrics: controller/metrics.py).
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
 
 
 class BadRequestFilter(logging.Filter):
@@ -121,9 +232,7 @@ class BadRequestFilter(logging.Filter):
         return logging.getLogger(record.name).isEnabledFor(record.levelno)
 
 
-def setup_logging(level: str) -> None:
-    """The service's logging: LogFormatter on stderr, malformed requests as one INFO line."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(LogFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler])
-    logging.getLogger("aiohttp.server").addFilter(BadRequestFilter())
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """The service's logging: LogOutput on stderr (text or JSON lines), malformed requests
+    as one INFO line."""
+    set_up(level, log_format == "json", [("aiohttp.server", BadRequestFilter())])

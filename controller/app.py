@@ -8,18 +8,21 @@ from aiohttp import web
 
 from applog.store import MemoryLogStore
 from controller import keys
+from controller.access_log import REQUEST_LOG, RequestLog
 from controller.auth import Authenticator
 from controller.broadcast import broadcast_context, close_streams
 from controller.consistency import consistency_context
 from controller.dashboard.history import history_context
 from controller.endpoints import ENDPOINTS
 from controller.limits import limits_context
+from controller.metrics import metrics_context
 from controller.middlewares import edge, edge_headers
 from controller.urls import setup_routes
 from controller.validation import load_validators
 from eventstore.store import EventStore
 from service.deployer import deploying
 from service.event_log import event_log
+from service.log_output import log_output
 from service.providers import provider_client
 from service.read_side import read_side
 from service.scheduling import scheduling
@@ -34,6 +37,8 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app[keys.HEALTH] = {}
     app[keys.LOG_STORE] = MemoryLogStore()
     app[keys.AUTHENTICATOR] = Authenticator(settings.auth_keys)
+    # Each request's end, told by the middleware: counted, and logged at INFO.
+    app[REQUEST_LOG] = RequestLog(secrets=settings.auth_keys, output=log_output())
     app.on_shutdown.append(close_streams)  # streams never end by themselves
 
     async def log_context(app: web.Application) -> AsyncIterator[None]:
@@ -50,9 +55,12 @@ def create_app(settings: Settings, *, store: EventStore | None = None) -> web.Ap
     app.cleanup_ctx.append(history_context)
     app.cleanup_ctx.append(_deployer)
     app.cleanup_ctx.append(_scheduling)  # stops first: jobs keep running
+    app.cleanup_ctx.append(metrics_context)
     setup_routes(app)
     # One middleware and one hook: each layer costs a coroutine per request.
-    app.middlewares.append(edge(settings, app[ENDPOINTS], app[keys.AUTHENTICATOR]))
+    app.middlewares.append(
+        edge(settings, app[ENDPOINTS], app[keys.AUTHENTICATOR], app[REQUEST_LOG])
+    )
     app.on_response_prepare.append(edge_headers(settings))
     return app
 

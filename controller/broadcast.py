@@ -128,6 +128,13 @@ class Broadcaster:
         self._bodies_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
+    def lag(self) -> tuple[int, int]:
+        """The clients, and how far behind the head the furthest behind is (in event ids),
+        for the metrics."""
+        clients = list(self._clients)
+        behind = max((self.head - sub.cursor for sub in clients), default=0)
+        return len(clients), max(behind, 0)
+
     # -- following the log ---------------------------------------------------------------
 
     async def start(self) -> None:

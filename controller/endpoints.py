@@ -16,6 +16,7 @@ import attrs
 from aiohttp import web
 
 from domain.keys import Scope
+from service.metrics.requests import UNMATCHED
 
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,6 +77,8 @@ class Endpoint:
     names_app: Literal["path", "query"] | None = attrs.field(init=False)
     #: `scope.rank`, read on every request.
     scope_rank: int = attrs.field(init=False)
+    #: The `route` label of its requests' metrics: the path template, never a path.
+    label: str = attrs.field(init=False)
 
     @app_limit.default
     def _app_limit(self) -> AppLimit:
@@ -92,6 +95,10 @@ class Endpoint:
     @scope_rank.default
     def _scope_rank(self) -> int:
         return self.scope.rank
+
+    @label.default
+    def _label(self) -> str:
+        return self.path or UNMATCHED
 
     @names_app.default
     def _names_app(self) -> Literal["path", "query"] | None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from commands.errors import DomainError, ForbiddenError, NotFoundError, UnavailableError
 from controller import keys
+from controller.access_log import RequestLog
 from controller.actors import REQUEST_ID_HEADER, request_id
 from controller.auth import Authenticator, Principal, open_door, refusal
 from controller.consistency import CONSISTENCY, HEADER, consistently
@@ -51,67 +53,77 @@ def edge(
     settings: Settings,
     endpoints: Mapping[web.AbstractRoute, Endpoint],
     authenticator: Authenticator | None = None,
+    requests: RequestLog | None = None,
 ) -> Middleware:
     """The middleware, given what it needs of the service's settings and the URL table
-    (each request's own row: `endpoints`, see controller/urls.py), and who may call
-    (AUTH_KEY's keys unless told)."""
+    (each request's own row: `endpoints`, see controller/urls.py), who may call (AUTH_KEY's
+    keys unless told), and where each request's end is counted and logged."""
     authenticator = authenticator or Authenticator(settings.auth_keys)
+    requests = requests or RequestLog(secrets=settings.auth_keys)
+    ended = requests.ended
     cors_origins, auth_keys = settings.cors_origins, settings.auth_keys
     max_body_size = settings.max_body_size
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = perf_counter()
         url = endpoints.get(request.match_info.route, UNROUTED)
         request[keys.REQUEST_ID] = request_id(request)
         try:
+            # One coroutine, no early return: every answer is counted below.
+            response: web.StreamResponse
             answer = preflight(request, cors_origins) or too_big(request, max_body_size)
-            if answer is not None:
-                return answer
             state = request.app[keys.READ_MODEL].state
-            if url.open:
-                if not open_door(authenticator, request, url, state):
-                    return web.Response(status=401)
-                return await handler(request)
-            principal = authenticator.authenticate(request, url.access, state) or session_key(
-                request,
-                authenticator,
-                state,
-                auth_keys,  # no key: the dashboard's cookie?
-            )
-            if principal is None:
-                return web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
-            request[keys.PRINCIPAL] = principal
-            if principal.rank < url.scope_rank or principal.apps is not None:
-                refused = refusal(principal, url, request)
-                if refused is not None:
-                    raise ForbiddenError(refused)
-                if principal.apps is not None and url.app_limit is AppLimit.PATH:
-                    handler = _path_app_limited(handler, principal)
-            keeper = request.app[CONSISTENCY]
-            return await consistently(request, handler, url.names_app, keeper)
+            if answer is not None:
+                response = answer
+            elif url.open:
+                if open_door(authenticator, request, url, state):
+                    response = await handler(request)
+                else:
+                    response = web.Response(status=401)
+            elif (
+                principal := authenticator.authenticate(request, url.access, state)
+                or session_key(request, authenticator, state, auth_keys)  # the dashboard's cookie
+            ) is None:
+                response = web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
+            else:
+                request[keys.PRINCIPAL] = principal
+                if principal.rank < url.scope_rank or principal.apps is not None:
+                    refused = refusal(principal, url, request)
+                    if refused is not None:
+                        raise ForbiddenError(refused)
+                    if principal.apps is not None and url.app_limit is AppLimit.PATH:
+                        handler = _path_app_limited(handler, principal)
+                keeper = request.app[CONSISTENCY]
+                response = await consistently(request, handler, url.names_app, keeper)
         except NotFoundError:
-            return not_found_response()
+            response = not_found_response()
         except DomainError as error:
-            return error_response(*describe(error))
+            response = error_response(*describe(error))
         except StoreUnavailableError as error:  # a read of the log while the database is away
-            return error_response(*describe(UnavailableError(str(error))))
+            response = error_response(*describe(UnavailableError(str(error))))
         except web.HTTPNotFound:
-            return web.Response(status=404, text="404 page not found")
+            response = web.Response(status=404, text="404 page not found")
         except web.HTTPRequestEntityTooLarge as error:
             body = error_document("request_body_too_big", error.text or "Request body too large")
-            return error_response(413, body)
+            response = error_response(413, body)
         except web.HTTPMethodNotAllowed as error:
-            return web.Response(
+            response = web.Response(
                 status=405, text="Method Not Allowed", headers={"Allow": error.headers["Allow"]}
             )
-        except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+        except web.HTTPException as error:  # an answer raised (a redirect): aiohttp sends it
+            ended(request, url.label, error.status, None, started)
             raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise  # the client left: no answer to count or log
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, request.path)
-            return error_response(500, error_document("unknown_error", "Something went wrong"))
+            response = error_response(500, error_document("unknown_error", "Something went wrong"))
         finally:
             if url.streams:
                 request.app[STREAM_SLOTS].release(request)
+        ended(request, url.label, response.status, response, started)
+        return response
 
     return middleware
 

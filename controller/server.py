@@ -8,13 +8,13 @@ import asyncio
 import logging
 import signal
 import ssl
+import time
 from collections.abc import Callable
 
 import attrs
 import uvloop
 from aiohttp import web
 
-from controller.access_log import AccessLogger
 from controller.connections import ConnectionGate, connection_limit
 from service.settings import Settings
 
@@ -58,7 +58,7 @@ async def start(
     """Start the application (its cleanup contexts) and listen on host:port."""
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger.hiding(settings.auth_keys),
+        access_log=None,  # the middleware counts and logs each request (RequestLog)
         # Between requests, the wait for the next head: the same bound as for the first.
         keepalive_timeout=settings.header_timeout,
         # A body left unread (a 401, a 413) is read and dropped at most this long.
@@ -118,10 +118,13 @@ async def serve(
         loop.add_signal_handler(signum, stopping.set)
     try:
         await stopping.wait()
+        logger.info("stopping")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        began = time.monotonic()
         await served.stop()
+        logger.info("stopped in %.1f s", time.monotonic() - began)
 
 
 def run(

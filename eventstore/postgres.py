@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from eventstore.outcome import (
     refusal,
 )
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
+from eventstore.stats import AppendStats
 from eventstore.store import (
     _CANONICAL_UUID,
     PAGE_SIZE,
@@ -272,6 +274,7 @@ class PostgresEventStore:
         self._closing = False
         # The log head as last seen (written, notified or found); appends plan against it.
         self._head_hint = 0
+        self.stats = AppendStats()  # read by the service's metrics
 
     @classmethod
     async def open(
@@ -327,6 +330,11 @@ class PostgresEventStore:
         )
 
     @property
+    def read_pool(self) -> asyncpg.Pool:
+        """The pool of the store's own reads (for the metrics of connections in use)."""
+        return self._read_pool
+
+    @property
     def listening(self) -> bool:
         return self._listener.connected
 
@@ -340,8 +348,16 @@ class PostgresEventStore:
         folded them before any subscriber of this store sees them."""
         check_events(events)
         async with self._one_append():
-            base, records = await self._append(events, expected_last_id)
+            started = time.perf_counter()
+            try:
+                base, records = await self._append(events, expected_last_id)
+            except ConcurrencyError:
+                raise  # an answer to the caller, not a failure of the log
+            except Exception:
+                self.stats.failed += 1
+                raise
             if records:
+                self.stats.committed(len(records), time.perf_counter() - started)
                 self._seen_head(records[-1].id)
                 self._written.add(base, records)
         return records

@@ -69,6 +69,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._scanned = -1  # the read model generation last scanned for unowned jobs
         self._again = False  # a run stopped or ended during the pass: count formations again
+        self.restarts = 0  # jobs replaced after ending on their own (for the metrics)
 
     async def run(self) -> None:
         """Recover the host's jobs, then reconcile whenever the log moves, the host reports
@@ -259,8 +260,9 @@ class Scheduler:
             up_for = None if run.up_at is None else self.clock() - run.up_at
             restarts, delay = self.backoff.replace(run.restarts, up_for)
             self._owed.setdefault(run.slot, []).append((restarts, self.clock() + delay))
-            logger.info("scheduler: %s %s (exit status %s); its replacement starts in %g s",
-                        run.job_id, final, exit_status, delay)  # fmt: skip
+            self.restarts += 1
+            logger.info("scheduler: restarting %s job of app %s in %g s (restart %d in a row)",
+                        run.slot[2], run.app_id, delay, restarts)  # fmt: skip
         await self._drop(run)
 
     async def _drop(self, run: Run) -> None:
@@ -288,7 +290,10 @@ class Scheduler:
     ) -> bool:
         command = PutJob(run.app_id, run.job_id, _now(), state, exit_status=exit_status,
                          host_error=error)  # fmt: skip
-        return await self._dispatch(command)
+        if not await self._dispatch(command):
+            return False
+        _log_life(run, state, exit_status, error)
+        return True
 
     async def _dispatch(self, command: PutJob) -> bool:
         """Record a report; False when the log refuses it (the job moved on meanwhile). The
@@ -311,6 +316,30 @@ class Scheduler:
             formation = f"{run.slot[0]}:{run.slot[1]}"  # a `scale` event's object id
             return causes.actor(index, COMPONENT, "formation", formation)
         return Actor(component=COMPONENT)
+
+
+#: How a job's life reads in the service log, by the state reported.
+_LIFE = {
+    JobState.STARTING: "starting",
+    JobState.UP: "up",
+    JobState.STOPPING: "stopping",
+    JobState.DOWN: "stopped",
+    JobState.CRASHED: "crashed",
+    JobState.FAILED: "failed",
+}
+
+
+def _log_life(run: Run, state: JobState, exit_status: int | None, error: str) -> None:
+    """A job's step at INFO: started, up, stopping, stopped, crashed or failed (with its
+    exit status and host error)."""
+    what = _LIFE.get(state)
+    if what is None:
+        return
+    kind = run.slot[2] if run.slot is not None else "one-off"
+    ended = ""
+    if state in ENDED_JOB_STATES:
+        ended = f" (exit status {exit_status}" + (f", host error: {error})" if error else ")")
+    logger.info("scheduler: job %s (%s of app %s) %s%s", run.job_id, kind, run.app_id, what, ended)
 
 
 def _now() -> datetime:

@@ -21,6 +21,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+import orjson
+
 from commands.deployments import (
     MAX_NEW_JOB_FAILURES,
     STRATEGIES,
@@ -30,6 +32,7 @@ from commands.deployments import (
 from commands.dispatch import Dispatcher
 from commands.errors import DomainError
 from domain.clock import now
+from eventstore.record import RecordedEvent
 from projections import causes
 from projections.deployments import deadline, jobs_up, targets, unfinished
 from projections.memory import MemoryReadModel
@@ -77,7 +80,8 @@ class Deployer:
         # The decider is pure: asking it first spares the dispatcher the deployments that wait.
         for command in [c for c in due if advance_deployment(state, c)]:
             actor = causes.actor(state.causes, COMPONENT, "deployment", command.deployment_id)
-            await self.dispatcher.handle(command, actor=actor)
+            for record in await self.dispatcher.handle(command, actor=actor):
+                _log_step(record)
         state = self.model.state
         # A deadline already past decided nothing: only later ones are worth waking up for.
         later = (deadline(state, d) for d in unfinished(state))
@@ -102,6 +106,17 @@ class Deployer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(timeout, 0)):
                     await self.model.changed()
+
+
+def _log_step(record: RecordedEvent) -> None:
+    """A deployment's step at INFO, as its event says it."""
+    if record.object_type != "deployment":
+        return
+    step = orjson.loads(record.data)
+    job = " ".join(str(step[k]) for k in ("job_type", "job_state") if step.get(k))
+    error = f": {step['error']}" if step.get("error") else ""
+    logger.info("deployer: deployment %s of app %s %s%s%s", record.object_id, record.app_id,
+                step.get("status"), f" ({job})" if job else "", error)  # fmt: skip
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+
+import orjson
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "[REDACTED]"
@@ -52,5 +55,40 @@ class LogFormatter(logging.Formatter):
 def hide_keys_in_logs(secrets: Iterable[str]) -> None:
     """From now on, the service log replaces these keys wherever they appear."""
     for handler in logging.getLogger().handlers:
-        if isinstance(handler.formatter, LogFormatter):
+        if isinstance(handler.formatter, LogFormatter | JsonFormatter):
             handler.formatter.secrets = tuple(secrets)
+
+
+#: LOG_FORMAT's values: `text` lines as above, or one JSON object per line.
+LOG_FORMATS = ("text", "json")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, µs), level, logger, message, and the
+    traceback as `error` when there is one. JSON escapes what could break the line; the
+    keys in `secrets` are replaced wherever they appear."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": iso_time(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["error"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            document["error"] = record.exc_text
+        text = orjson.dumps(document).decode()
+        return hide_keys(text, self.secrets) if self.secrets else text
+
+
+def iso_time(seconds: float) -> str:
+    """A time as RFC 3339 in UTC, to the microsecond."""
+    whole = int(seconds)
+    second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{second}.{int((seconds - whole) * 1e6):06d}Z"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from commands.dispatch import Dispatcher
@@ -29,13 +30,20 @@ async def read_side(
 ) -> AsyncIterator[tuple[MemoryReadModel, Dispatcher]]:
     """Fold the log (from a snapshot, if any), then keep folding it; run the dispatcher on
     top. At the end, write a new snapshot if one is due."""
+    began = time.monotonic()
     model = await initial_model(settings, store)
     since = model.last_id
     # The SQL read model follows the fold from before its catch-up, and writes what is left
     # once the dispatcher stopped.
     async with sql_projection(store, model, health):
         count = await model.catch_up(store)
-        logger.info("read model at event %d (%d events folded)", model.last_id, count)
+        logger.info(
+            "read model at event %d (%d events folded, from %s, in %.2f s)",
+            model.last_id,
+            count,
+            f"a snapshot at event {since}" if since else "the start",
+            time.monotonic() - began,
+        )
         dispatcher = Dispatcher(store, model)
         dispatcher.start()
         async with background(HEALTH_NAME, follow(store, model), health):

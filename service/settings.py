@@ -50,6 +50,17 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+#: Where /metrics is served unless METRICS_PORT says otherwise (on METRICS_HOST).
+METRICS_PORT = 9464
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if not 0 <= value <= 65535:
+        raise SystemExit(f"{name} must be a port (0 for none), got {value}")
+    return value
+
+
 def _count(env: dict[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
@@ -208,6 +219,9 @@ class Settings:
     leader_retry: float = 2.0  # how often a standby controller tries to become the scheduler
     # Seconds a request waits for this process's fold to reach a position (then a 503).
     consistency_timeout: float = 5.0
+    # /metrics on a listener of its own (0: none; from the environment, 9464).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -243,6 +257,8 @@ class Settings:
             image_pull=_choice(env, "IMAGE_PULL", PULL_POLICIES, "missing"),
             podman_runtime=_choice(env, "PODMAN_RUNTIME", ("runc", "crun"), "runc"),
             consistency_timeout=_seconds(env, "CONSISTENCY_TIMEOUT", 5.0),
+            metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
+            metrics_port=_port(env, "METRICS_PORT", METRICS_PORT),
         )
 
     @property
