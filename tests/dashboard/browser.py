@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.processes import ROOT, free_port, serve_command
+from tests.processes import ROOT, free_port, serve_command, wait_listening
 
 KEY = "dashboard-key"
 AUTH = {"Authorization": aiohttp.encode_basic_auth("", KEY), "Content-Type": "application/json"}
@@ -66,14 +64,7 @@ class Service:
                 serve_command(self.port), cwd=ROOT, env=self.env, stdout=out,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the service did not listen\n{self.log()}")
+        wait_listening(self.proc, self.port, self.log)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

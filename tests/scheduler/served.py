@@ -2,12 +2,10 @@
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.processes import ROOT, free_port, serve_command
+from tests.processes import ROOT, free_port, serve_command, wait_listening
 
 KEY = "served-key"
 
@@ -38,17 +36,7 @@ class Served:
             self.proc = subprocess.Popen(
                 args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
-        self._wait_listening()
-
-    def _wait_listening(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log()
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the service did not listen\n{self.log()}")
+        wait_listening(self.proc, self.port, self.log)
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
