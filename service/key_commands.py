@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
-
-import orjson
 
 from commands.errors import DomainError
 from domain.clock import now
 from domain.keys import BOOTSTRAP_PREFIX, Key, Scope, expiry
 from eventstore.postgres import PostgresEventStore
+from replay.cli import emit
 from replay.exits import OK, CommandError
 from service import keyring
 
@@ -81,7 +79,7 @@ async def _create(args: argparse.Namespace, store: PostgresEventStore) -> int:
     apps = tuple(args.app) if args.app else None
     made = await keyring.create(store, args.name, Scope(args.scope), moment, apps, expires_at)
     doc = _shown(made.key) | {"secret": made.secret}
-    _emit(
+    emit(
         args,
         doc,
         lambda d: (
@@ -93,7 +91,7 @@ async def _create(args: argparse.Namespace, store: PostgresEventStore) -> int:
 
 async def _list(args: argparse.Namespace, store: PostgresEventStore) -> int:
     docs = [_shown(key) for key in await keyring.keys(store)]
-    _emit(args, docs, _list_text)
+    emit(args, docs, _list_text)
     return OK
 
 
@@ -101,7 +99,7 @@ async def _revoke(args: argparse.Namespace, store: PostgresEventStore) -> int:
     if args.name.startswith(BOOTSTRAP_PREFIX):
         raise CommandError(f"{args.name} is a key of AUTH_KEY: remove it from AUTH_KEY instead")
     await keyring.revoke(store, args.name, now())
-    _emit(args, {"revoked": args.name}, lambda d: f"key {d['revoked']} revoked\n")
+    emit(args, {"revoked": args.name}, lambda d: f"key {d['revoked']} revoked\n")
     return OK
 
 
@@ -122,11 +120,3 @@ def _list_text(docs: list[dict[str, Any]]) -> str:
         expires = f", expires {d['expires_at']}" if "expires_at" in d else ""
         lines.append(f"{d['name']:<24} {d['scope']:<7} {state}{expires}, {apps}")
     return "\n".join(lines) + "\n"
-
-
-def _emit(args: argparse.Namespace, doc: Any, text: Callable[[Any], str]) -> None:
-    if args.json or not sys.stdout.isatty():
-        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        sys.stdout.write(text(doc))
-    sys.stdout.flush()
