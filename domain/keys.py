@@ -53,7 +53,10 @@ def expiry(text: str, now: datetime) -> datetime:
     w) or an RFC 3339 time. ValueError for anything else."""
     match = _DURATION.fullmatch(text)
     if match:
-        return now + timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        try:
+            return now + timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+        except OverflowError:  # past the year 9999
+            raise ValueError(f"{text} from now is past the year 9999") from None
     return parse_time(text)
 
 

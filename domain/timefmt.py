@@ -60,4 +60,7 @@ def parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError(f"RFC 3339 time without an offset: {text!r}")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset past the year 1 or 9999
+        raise ValueError(f"RFC 3339 time out of range in UTC: {text!r}") from None
