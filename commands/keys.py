@@ -13,10 +13,10 @@ from datetime import datetime
 import attrs
 
 from commands.errors import AlreadyExistsError, NotFoundError, ValidationError
+from commands.providers import resolve_apps
 from commands.types import handler, handlers
 from domain.events import Event
 from domain.keys import NAME, Key, KeyCreated, KeyRevoked, Scope
-from projections.apps import find_app
 from projections.state import State
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -68,13 +68,7 @@ def _app_ids(state: State, cmd: CreateKey) -> tuple[str, ...] | None:
         raise ValidationError("apps", "an admin key cannot be limited to apps")
     if not cmd.apps:
         raise ValidationError("apps", "must name at least one app")
-    ids: dict[str, None] = {}
-    for ref in cmd.apps:
-        app = find_app(state, ref)
-        if app is None:
-            raise ValidationError("apps", f"no app {ref!r}")
-        ids[app.id] = None
-    return tuple(ids)
+    return resolve_apps(state, cmd.apps, unknown="no app {!r}")
 
 
 def revoke_key(state: State, cmd: RevokeKey) -> list[Event]:

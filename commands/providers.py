@@ -86,13 +86,16 @@ class DeleteResources:
     now: datetime
 
 
-def resolve_apps(state: State, refs: Iterable[str]) -> tuple[str, ...]:
-    """App ids for app ids or names, in order, without repeats; an unknown app is a 400."""
+def resolve_apps(
+    state: State, refs: Iterable[str], unknown: str = "could not find app with ID {}"
+) -> tuple[str, ...]:
+    """App ids for app ids or names, in order, without repeats; an unknown app is a 400
+    on the field `apps`, its message `unknown` with the reference in it."""
     ids: dict[str, None] = {}
     for ref in refs:
         app = find_app(state, ref)
         if app is None:
-            raise ValidationError("apps", f"could not find app with ID {ref}")
+            raise ValidationError("apps", unknown.format(ref))
         ids[app.id] = None
     return tuple(ids)
 
