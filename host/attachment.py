@@ -138,10 +138,6 @@ class StdioAttachment:
                 AttachError(error or "the job ended without an exit status: it was killed")
             )
 
-    def fail(self, error: str) -> None:
-        """The job will not run."""
-        self.ended(None, error, started=False)
-
     # -- the client's side -------------------------------------------------------------
 
     async def started(self) -> None:

@@ -1,5 +1,5 @@
-"""API key queries over State: every key made through the log, one by name, a live one by
-its secret's hash."""
+"""API key queries over State: every key made through the log, and one by name (a live key
+is found by its secret's hash in `State.live_keys`, one dict look-up: controller/auth.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,3 @@ def all_keys(state: State) -> list[Key]:
 
 def key_named(state: State, name: str) -> Key | None:
     return state.keys.get(name)
-
-
-def live_key(state: State, secret_sha256: str) -> Key | None:
-    """The unrevoked key whose secret has this hash (an expired one too: its request is
-    refused by the caller, which knows the time)."""
-    return state.live_keys.get(secret_sha256)

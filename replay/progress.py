@@ -78,11 +78,6 @@ class Progress:
     def __exit__(self, *exc_info: object) -> None:
         self.done()  # also on a failure: its line then stands alone
 
-    @property
-    def rate(self) -> float:
-        """Items per second in this stage so far."""
-        return self.count / max(time.perf_counter() - self.started, 1e-9)
-
     def done(self) -> None:
         """End the current stage (once): its bar, if drawn, is cleared."""
         if not self.enabled or self._ended:
