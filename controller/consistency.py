@@ -210,7 +210,7 @@ async def consistently(
                 raise  # the fold was current: not found it is
             return await handler(request)
     except FoldLagging as lag:
-        return _lagging(lag)
+        return lagging(lag)
 
 
 def _position(raw: str) -> int:
@@ -236,7 +236,8 @@ def _names_an_unknown_app(
     return bool(ref) and ref not in apps and canonical_uuid(ref) not in apps
 
 
-def _lagging(lag: FoldLagging) -> web.Response:
+def lagging(lag: FoldLagging) -> web.Response:
+    """The 503 for an answer the fold could not be brought up to date for in time."""
     body = error_document(
         "service_unavailable",
         f"this controller has folded the log up to event {lag.folded}, not yet up to "

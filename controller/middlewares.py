@@ -3,10 +3,11 @@
 `edge`, in this order: the request's id taken or made (controller/actors.py), errors become
 Flynn's documents (it is outermost: nothing below it raises past it), CORS preflights are
 answered, bodies announced too large refused, the key found (without one, the key a
-dashboard session's cookie stands for: controller/dashboard/sessions.py) and its scope and
-apps checked against the route's row (controller/auth.py), the request answered from a
-fold that holds every write acknowledged before it (controller/consistency.py), and a
-stream's slot given back however its handler ends. `edge_headers` gives every answer its
+dashboard session's cookie stands for: controller/dashboard/sessions.py; one this fold does
+not know, once more after catching up with the log) and its scope and apps checked against
+the route's row (controller/auth.py), the request answered from a fold that holds every
+write acknowledged before it (controller/consistency.py), and a stream's slot given back
+however its handler ends. `edge_headers` gives every answer its
 request id, its CORS headers and its log position.
 
 One middleware rather than one per concern: each layer costs a coroutine per request, and
@@ -29,9 +30,9 @@ from controller import keys
 from controller.access_log import RequestLog
 from controller.actors import REQUEST_ID_HEADER, request_id
 from controller.auth import Authenticator, Principal, open_door, refusal
-from controller.consistency import CONSISTENCY, HEADER, consistently
+from controller.consistency import CONSISTENCY, HEADER, FoldLagging, consistently, lagging
 from controller.cors import cors_headers, preflight
-from controller.dashboard.sessions import session_key
+from controller.dashboard.sessions import COOKIE, session_key
 from controller.endpoints import UNROUTED, AppLimit, Endpoint, Handler
 from controller.errors import describe, error_document, error_response
 from controller.limits import STREAM_SLOTS
@@ -84,6 +85,7 @@ def edge(
             elif (
                 principal := authenticator.authenticate(request, url.access, state)
                 or session_key(request, authenticator, state, auth_keys)  # the dashboard's cookie
+                or await _key_made_elsewhere(request, authenticator, url, auth_keys)
             ) is None:
                 response = web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
             else:
@@ -98,6 +100,8 @@ def edge(
                 response = await consistently(request, handler, url.names_app, keeper)
         except NotFoundError:
             response = not_found_response()
+        except FoldLagging as lag:
+            response = lagging(lag)
         except DomainError as error:
             response = error_response(*describe(error))
         except StoreUnavailableError as error:  # a read of the log while the database is away
@@ -157,6 +161,29 @@ def too_big(request: web.Request, limit: int) -> web.Response | None:
         return None
     message = f"request body of {length} bytes is over the limit of {limit} (MAX_BODY_SIZE)"
     return error_response(413, error_document("request_body_too_big", message))
+
+
+async def _key_made_elsewhere(
+    request: web.Request, authenticator: Authenticator, url: Endpoint, auth_keys: tuple[str, ...]
+) -> Principal | None:
+    """The key of a request that carries one this fold does not know, found after catching
+    up with the log: a key made (or a session opened) a moment ago through another worker
+    or node is accepted at once, as a 404 catches up before it is answered. The head query
+    is shared by the requests waiting for it (controller/consistency.py: LogHead)."""
+    if not (
+        request.headers.get("Authorization")
+        or "key=" in request.query_string
+        or COOKIE in request.cookies
+    ):
+        return None
+    keeper = request.app[CONSISTENCY]
+    folded = keeper.model.last_id
+    if not await keeper.catch_up() or keeper.model.last_id == folded:
+        return None
+    state = keeper.model.state
+    return authenticator.authenticate(request, url.access, state) or session_key(
+        request, authenticator, state, auth_keys
+    )
 
 
 def _path_app_limited(handler: Handler, principal: Principal) -> Handler:

@@ -12,10 +12,13 @@ from pytest_aiohttp import AiohttpClient
 
 from controller.app import create_app
 from controller.consistency import HEADER, LogHead
+from controller.dashboard.sessions import COOKIE
+from controller.dashboard.sessions import HEADER as DASHBOARD_MARK
 from eventstore.record import ALL_EVENTS, EventFilter, NewEvent, RecordedEvent
 from eventstore.store import EventStore
 from service.settings import Settings
 from tests.controller.conftest import AUTH_HEADERS, AUTH_KEY
+from tests.controller.test_scopes import NO_AUTH, basic, make_key
 
 STREAM = {"Accept": "text/event-stream"}
 #: How late the lagging service folds each event it follows.
@@ -285,6 +288,36 @@ async def test_found_by_id_costs_no_head_query_and_not_found_costs_one(
     assert lagging.head_queries == before + 1
     assert (await reader.get("/apps/00000000-0000-4000-8000-000000000000")).status == 404
     assert lagging.head_queries == before + 2
+
+
+async def test_a_key_made_elsewhere_is_accepted_at_once(
+    writer: TestClient,
+    reader: TestClient,
+    lagging: LaggingStore,
+):
+    """A key made through one service, and a dashboard session opened with it there, are
+    accepted by the lagging service at once (a 401 until its fold got there, otherwise):
+    in a header, as ?key= on a stream, and as the session's cookie. A key nobody made is
+    still a 401, after one head query."""
+    secret = await make_key(writer, "by-header", "read")
+    assert (await reader.get("/apps", headers=basic(secret))).status == 200
+
+    secret = await make_key(writer, "by-param", "stream")
+    stream = {**NO_AUTH, "Accept": "text/event-stream"}
+    async with reader.get(f"/events?key={secret}", headers=stream) as response:
+        assert response.status == 200
+
+    secret = await make_key(writer, "by-session", "read")
+    signed = await writer.post(
+        "/dashboard/session", json={"key": secret}, headers={DASHBOARD_MARK: "1"}
+    )
+    assert signed.status == 200, await signed.text()
+    cookie = {**NO_AUTH, "Cookie": f"{COOKIE}={signed.cookies[COOKIE].value}"}
+    assert (await reader.get("/apps", headers=cookie)).status == 200
+
+    before = lagging.head_queries
+    assert (await reader.get("/apps", headers=basic("made-by-nobody"))).status == 401
+    assert lagging.head_queries == before + 1
 
 
 async def test_answers_expose_the_token_to_browsers(writer: TestClient):
