@@ -178,6 +178,10 @@ class Broadcaster:
     wants_changes = 0  # it streams records: what they changed is none of its business
 
     def applied(self, folded: Folded) -> None:
+        # The model hands on every event in order, failed follower or not: once it moves
+        # again (its follower started anew), streams may too; those that ended resume
+        # from their Last-Event-Id.
+        self.failure = None
         for record, _ in folded.pairs:
             self._add(record)
 
@@ -525,8 +529,9 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 async def broadcast_context(app: web.Application) -> AsyncIterator[None]:
     """Follow the read model's log for the event streams; stop at cleanup.
 
-    A failure of the model's subscription ends the streams with an error frame; the read
-    model's own health entry reports it.
+    A failure of the model's subscription ends the streams with an error frame, until the
+    model moves again (its follower is started anew: service/tasks.py); the read model's
+    own health entry reports it.
     """
     broadcaster = Broadcaster(app[keys.STORE], model=app[keys.READ_MODEL])
     await broadcaster.start()

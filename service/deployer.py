@@ -126,5 +126,5 @@ async def deploying(
     """A deployer running in the background while the block runs (a failure is reported
     in `health`, not silent)."""
     deployer = Deployer(model, dispatcher)
-    async with background(HEALTH_NAME, deployer.run(), health):
+    async with background(HEALTH_NAME, deployer.run, health):
         yield deployer

@@ -162,7 +162,7 @@ async def sql_projection(
     writer = SqlWriter(store, model)
     model.add_follower(writer.recent)
     try:
-        async with background(HEALTH_NAME, writer.run(health), health):
+        async with background(HEALTH_NAME, lambda: writer.run(health), health):
             yield writer
             await writer.flush()
     finally:

@@ -46,7 +46,7 @@ async def read_side(
         )
         dispatcher = Dispatcher(store, model)
         dispatcher.start()
-        async with background(HEALTH_NAME, follow(store, model), health):
+        async with background(HEALTH_NAME, lambda: follow(store, model), health):
             yield model, dispatcher
         await dispatcher.stop()
     await save_if_due(settings, store, model, since)

@@ -68,7 +68,7 @@ async def scheduling(
         yield state
         return
     leader = Leader(settings, store, model, dispatcher, logs, state)
-    async with background(HEALTH_NAME, leader.run(), health):
+    async with background(HEALTH_NAME, leader.run, health):
         yield state
 
 

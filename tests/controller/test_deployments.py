@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from commands.deployments import advance_deployment
 from controller import keys
 from controller.app import create_app
 from domain.clock import now
@@ -28,6 +29,7 @@ from domain.states import JOB_STATES, JobState
 from eventstore.store import EventStore
 from projections.memory import MemoryReadModel
 from projections.state import State
+from service import deployer
 from service.settings import Settings
 from tests.controller.api import flynn_error, post
 from tests.controller.conftest import AUTH_HEADERS
@@ -275,6 +277,31 @@ async def test_all_at_once_deployment_completes_with_the_scheduler(client: TestC
     ]  # fmt: skip
     assert formation(client, app, new) == {"web": 2} and formation(client, app, old) == {"web": 0}
     assert state_of(client).apps[app["id"]].release_id == new
+
+
+async def test_a_deployer_that_fails_unforeseen_is_started_again_and_completes(
+    client: TestClient, store: EventStore, monkeypatch: pytest.MonkeyPatch
+):
+    """An error the deployer did not foresee (a bug) is reported in the status and the
+    deployer is started again: the deployment completes instead of waiting for a restart."""
+    decide = advance_deployment
+    failed: list[object] = []
+
+    def fails_once(state: State, command: Any) -> Any:
+        if not failed:
+            failed.append(command)
+            raise RuntimeError("unforeseen")
+        return decide(state, command)
+
+    monkeypatch.setattr("service.deployer.advance_deployment", fails_once)
+    app, old, new = await released_app(client, store, web=1)
+    async with FakeScheduler(store, app["id"]) as scheduler:
+        await eventually(lambda: scheduler.up(old) == 1)
+        created = await deploy(client, app, new)
+        assert (await finished(client, created["id"]))["status"] == "complete"
+    assert failed
+    problem = client.app[keys.HEALTH][deployer.HEALTH_NAME]
+    assert problem.startswith("failed: RuntimeError('unforeseen'); starting again in")
 
 
 async def test_one_by_one_deployment_completes_with_the_scheduler(client: TestClient, store):

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from controller import broadcast, sse
+from controller import broadcast, keys, sse
 from controller.app import create_app
 from controller.broadcast import BROADCASTER, Broadcaster
 from eventstore.memory import InMemoryEventStore
@@ -431,6 +431,49 @@ async def test_a_failed_log_subscription_ends_streams_with_an_error_frame(
     assert b"the log went away" in frame["data"]
     assert await stream.frame() is None
     assert (await client.get("/.well-known/status")).status == 500
+
+
+class BreaksOnce(FailingStore):
+    """A log whose subscriptions break when `fail` is set; those made later follow it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    async def subscribe(
+        self, after: int = 0, filter: EventFilter = ALL_EVENTS
+    ) -> AsyncIterator[RecordedEvent]:
+        if not self.broken:
+            await self.fail.wait()
+            self.broken = True
+            raise RuntimeError("the log went away")
+        async for record in InMemoryEventStore.subscribe(self, after, filter):
+            yield record
+
+
+async def test_a_follower_started_anew_brings_the_service_and_its_streams_back(
+    aiohttp_client: Any, settings: Settings
+):
+    """After such a failure the read model's follower is started again (service/tasks.py):
+    what another process appends reaches this one's reads and streams again, in order."""
+    store = BreaksOnce()
+    reader = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
+    writer = await aiohttp_client(create_app(settings, store=store), headers=AUTH_HEADERS)
+    await create_apps(writer, "before")
+    store.fail.set()
+    health = reader.app[keys.HEALTH]
+    async with asyncio.timeout(5):
+        while not health.get("read_model"):
+            await asyncio.sleep(0.01)
+    assert health["read_model"].startswith("failed: RuntimeError('the log went away')")
+    await create_apps(writer, "during")
+    async with asyncio.timeout(10):  # a listing does not catch up: only the follower folds
+        while "during" not in [a["name"] for a in await (await reader.get("/apps")).json()]:
+            await asyncio.sleep(0.05)
+    stream = await open_stream(reader, "/events?past=true")
+    await create_apps(writer, "after")
+    logged = [e["id"] for e in await listed(writer)]
+    assert [e["id"] for e in await stream.events(len(logged))] == logged
 
 
 @pytest.mark.postgres

@@ -168,7 +168,8 @@ async def test_an_unavailable_database_is_reported_and_retried(
 async def test_a_broken_writer_is_reported_unhealthy(
     pg_store: PostgresEventStore, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    """A failure other than unavailability stops the writer and makes the status 500."""
+    """A failure other than unavailability makes the status 500 (and the writer is started
+    again, failing again here)."""
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
