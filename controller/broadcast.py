@@ -1,7 +1,9 @@
 """One subscription to the log per process, fanned out to every event-stream client.
 
 The broadcaster follows the log and keeps a bounded window of the most recent events, each
-encoded once: its envelope (Flynn's event JSON), and its SSE frame made of it. In the
+encoded once, when first asked for: its envelope (Flynn's event JSON), and its SSE frame made
+of it (a process with no client and no listing encodes nothing: every worker folds every
+event, most of them serve no stream). In the
 service it follows the read model's fold (the model hands it every batch it folds, the
 dispatcher's own appends at once, see MemoryReadModel.add_follower), and the window starts
 filled with the log's tail; on its own (`Broadcaster(store)`) it subscribes to the store
@@ -27,6 +29,7 @@ import bisect
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 from aiohttp import web
 
@@ -39,7 +42,7 @@ from projections.memory import Folded, MemoryReadModel
 logger = logging.getLogger(__name__)
 
 #: The window holds at most this many events, and this many bytes of frames, envelopes and
-#: the payloads they were made of (the window keeps each event's record too).
+#: the payloads they were made of (the window keeps each event's record too; see _size).
 WINDOW_EVENTS = 20_000
 WINDOW_BYTES = 32 * 1024 * 1024
 #: Events per write to one client (a client far behind inside the window catches up in steps).
@@ -108,8 +111,8 @@ class Broadcaster:
         # The window: parallel lists; entries before _start are evicted (compacted lazily).
         self._ids: list[int] = []
         self._records: list[RecordedEvent] = []
-        self._envelopes: list[bytes] = []
-        self._frames: list[bytes] = []  # each made of its envelope (sse.data_frame)
+        self._envelopes: list[bytes | None] = []  # None until first asked for
+        self._frames: list[bytes | None] = []  # each made of its envelope (sse.data_frame)
         self._start = 0
         self._bytes = 0
         self._evicted = 0  # bytes of the entries before _start, still held until compacted
@@ -162,14 +165,12 @@ class Broadcaster:
         if not newest or newest[0].id != head:
             return  # not the log the model folded (cannot happen): leave the window empty
         newest.reverse()
-        envelopes = [envelope(record) for record in newest]
-        frames = [sse.data_frame(e, record.id) for e, record in zip(envelopes, newest, strict=True)]
         at = self._start  # everything in the window so far came after `head`
         self._ids[at:at] = [record.id for record in newest]
         self._records[at:at] = newest
-        self._envelopes[at:at] = envelopes
-        self._frames[at:at] = frames
-        self._bytes += sum(_size(*entry) for entry in zip(newest, envelopes, frames, strict=True))
+        self._envelopes[at:at] = [None] * len(newest)
+        self._frames[at:at] = [None] * len(newest)
+        self._bytes += sum(_size(record) for record in newest)
         self.floor = 0 if len(newest) < wanted else newest[0].id - 1
         self._evict()
 
@@ -204,13 +205,11 @@ class Broadcaster:
             self._wake_all()
 
     def _add(self, record: RecordedEvent) -> None:
-        encoded = envelope(record)
-        frame = sse.data_frame(encoded, record.id)
         self._ids.append(record.id)
         self._records.append(record)
-        self._envelopes.append(encoded)
-        self._frames.append(frame)
-        self._bytes += _size(record, encoded, frame)
+        self._envelopes.append(None)
+        self._frames.append(None)
+        self._bytes += _size(record)
         self.head = record.id
         self._evict()
         # Records of one page arrive without a pause: serve the clients once for all of them.
@@ -225,7 +224,7 @@ class Broadcaster:
         while len(self._ids) - self._start > self.window_events or self._bytes > self.window_bytes:
             start = self._start
             self.floor = self._ids[start]
-            size = _size(self._records[start], self._envelopes[start], self._frames[start])
+            size = _size(self._records[start])
             self._bytes -= size
             self._evicted += size
             self._start += 1
@@ -318,7 +317,7 @@ class Broadcaster:
         else:
             if since < self.floor:
                 return None  # older events may match: they are in the store only
-        return [self._envelopes[n] for n in found]
+        return [self._envelope(n) for n in found]
 
     def listing_body(
         self,
@@ -370,17 +369,37 @@ class Broadcaster:
         return chunk
 
     def _chunk(self, sub: Subscription, i: int, end: int) -> bytes:
+        frames = self._frames_between(i, end)
         if sub.filter.is_all:
-            return b"".join(self._frames[i:end])
+            return b"".join(frames)
         matches = sub.filter.matches
-        pairs = zip(self._records[i:end], self._frames[i:end], strict=True)
+        pairs = zip(self._records[i:end], frames, strict=True)
         return b"".join([frame for record, frame in pairs if matches(record)])
+
+    def _frames_between(self, i: int, end: int) -> list[bytes]:
+        """The frames of window entries i..end-1, made where not made yet."""
+        frames = self._frames[i:end]
+        if None in frames:  # a C-speed scan: after the first client they are all made
+            return [self._frame(n) for n in range(i, end)]
+        return cast("list[bytes]", frames)
+
+    def _frame(self, n: int) -> bytes:
+        frame = self._frames[n]
+        if frame is None:
+            frame = self._frames[n] = sse.data_frame(self._envelope(n), self._ids[n])
+        return frame
+
+    def _envelope(self, n: int) -> bytes:
+        encoded = self._envelopes[n]
+        if encoded is None:
+            encoded = self._envelopes[n] = envelope(self._records[n])
+        return encoded
 
     def _end_within_bytes(self, i: int, end: int) -> int:
         """The end of the longest run of frames from `i` (one at least) within WRITE_BYTES."""
         size = 0
         for n in range(i, end):
-            size += len(self._frames[n])
+            size += len(self._frame(n))
             if size > WRITE_BYTES and n > i:
                 return n
         return end
@@ -518,9 +537,18 @@ class Broadcaster:
                 await self._task
 
 
-def _size(record: RecordedEvent, encoded: bytes, frame: bytes) -> int:
-    """The bytes an event holds in the window."""
-    return len(record.data) + len(encoded) + len(frame)
+#: Bytes of an envelope and its frame beyond the payload, the object's type and id and the
+#: metadata: the keys, the event id, the app id, the time, the frame's lines.
+_FRAMING = 256
+
+
+def _size(record: RecordedEvent) -> int:
+    """The bytes an event may hold in the window, from above: its payload, and an envelope
+    and a frame each carrying it (known before they are made: the bound holds whether or
+    not they are)."""
+    named = len(record.object_type) + len(record.object_id)
+    meta = len(record.meta) if record.meta is not None else 0
+    return 3 * len(record.data) + 2 * (named + meta + _FRAMING)
 
 
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
