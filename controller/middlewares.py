@@ -168,8 +168,8 @@ async def _key_made_elsewhere(
 ) -> Principal | None:
     """The key of a request that carries one this fold does not know, found after catching
     up with the log: a key made (or a session opened) a moment ago through another worker
-    or node is accepted at once, as a 404 catches up before it is answered. The head query
-    is shared by the requests waiting for it (controller/consistency.py: LogHead)."""
+    or node is accepted at once, as a 404 catches up before it is answered. Requests that
+    arrive together share the head query (controller/consistency.py: LogHead)."""
     if not (
         request.headers.get("Authorization")
         or "key=" in request.query_string
