@@ -58,6 +58,16 @@ class AdvanceDeployment:
     now: datetime  # a wait that began deploy_timeout seconds before this has timed out
 
 
+@attrs.frozen
+class FailDeployment:
+    """The deployer cannot decide a deployment's next step (an error it did not foresee): the
+    deployment fails, saying why, rather than hold its app's next deployments up for ever."""
+
+    deployment_id: str
+    error: str
+    now: datetime
+
+
 def create_deployment(state: State, cmd: CreateDeployment) -> list[Event]:
     app = require_app(state, cmd.app)
     release = state.releases.get(cmd.release_id)
@@ -231,6 +241,13 @@ def advance_deployment(state: State, cmd: AdvanceDeployment) -> list[Event]:
     return _rollback(v, reason)
 
 
+def fail_deployment(state: State, cmd: FailDeployment) -> list[Event]:
+    d = state.deployments.get(cmd.deployment_id)
+    if d is None or cmd.deployment_id not in state.deployment_progress:
+        return []  # unknown, or finished meanwhile
+    return [_failed(d, cmd.error)]
+
+
 def _echoes(d: Deployment, p: DeploymentProgress) -> list[Event]:
     """SEED: one `up` (`down`) event per new (old) job reported, up to the jobs asked for."""
     events: list[Event] = []
@@ -289,4 +306,5 @@ def _status(
 HANDLERS = handlers(
     handler(CreateDeployment, create_deployment),
     handler(AdvanceDeployment, advance_deployment),
+    handler(FailDeployment, fail_deployment),
 )

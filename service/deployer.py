@@ -27,6 +27,7 @@ from commands.deployments import (
     MAX_NEW_JOB_FAILURES,
     STRATEGIES,
     AdvanceDeployment,
+    FailDeployment,
     advance_deployment,
 )
 from commands.dispatch import Dispatcher
@@ -76,11 +77,19 @@ class Deployer:
         """Take every step due now; returns when a wait will time out next (None: no wait)."""
         moment = self.clock()
         state = self.model.state
-        due = [AdvanceDeployment(d.id, moment) for d in unfinished(state)]
-        # The decider is pure: asking it first spares the dispatcher the deployments that wait.
-        for command in [c for c in due if advance_deployment(state, c)]:
-            actor = causes.actor(state.causes, COMPONENT, "deployment", command.deployment_id)
-            for record in await self.dispatcher.handle(command, actor=actor):
+        due: list[AdvanceDeployment | FailDeployment] = []
+        for d in unfinished(state):
+            command = AdvanceDeployment(d.id, moment)
+            # The decider is pure: asking it first spares the dispatcher the deployments that
+            # wait, and finds the one it cannot decide (a bug) without holding up the others.
+            try:
+                if advance_deployment(state, command):
+                    due.append(command)
+            except Exception as exc:
+                due.append(_fail(command, exc))
+        for step in due:
+            actor = causes.actor(state.causes, COMPONENT, "deployment", step.deployment_id)
+            for record in await self.dispatcher.handle(step, actor=actor):
                 _log_step(record)
         state = self.model.state
         # A deadline already past decided nothing: only later ones are worth waking up for.
@@ -106,6 +115,23 @@ class Deployer:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(timeout, 0)):
                     await self.model.changed()
+
+
+#: Characters of an unforeseen error's message kept in the deployment's error.
+ERROR_CHARS = 200
+
+
+def _fail(command: AdvanceDeployment, exc: Exception) -> FailDeployment:
+    logger.error(
+        "deployer: cannot decide the next step of deployment %s: failing it",
+        command.deployment_id,
+        exc_info=exc,
+    )
+    error = (
+        f"the deployer could not decide its next step ({type(exc).__name__}: "
+        f"{str(exc)[:ERROR_CHARS]}); its formations were left as they were"
+    )
+    return FailDeployment(command.deployment_id, error, command.now)
 
 
 def _log_step(record: RecordedEvent) -> None:

@@ -15,8 +15,10 @@ from commands.deployments import (
     MAX_NEW_JOB_FAILURES,
     AdvanceDeployment,
     CreateDeployment,
+    FailDeployment,
     advance_deployment,
     create_deployment,
+    fail_deployment,
 )
 from commands.errors import ValidationError
 from domain.events import (
@@ -335,3 +337,20 @@ def test_an_old_job_that_is_stopping_still_counts_until_it_reports_down():
     fold(state, [JobStateChanged(attrs.evolve(old_job, state=JobState.DOWN))], T0)
     decided = advance_deployment(state, AdvanceDeployment(DEP, T0))
     assert [e.status for e in decided if isinstance(e, DeploymentStatusChanged)][-1] == "complete"
+
+
+def test_failing_a_deployment_ends_it_once_with_the_error_given():
+    """FailDeployment (the deployer's way out of a step it cannot decide) fails a running
+    deployment with its error, after which a new deployment of the app may begin; once the
+    deployment has ended it decides nothing."""
+    state = running_app(web=1)
+    deploy(state)
+    failure = FailDeployment(DEP, "the deployer could not decide its next step", T0)
+    events = fail_deployment(state, failure)
+    assert [(e.status, e.error) for e in events if isinstance(e, DeploymentStatusChanged)] == [
+        ("failed", "the deployer could not decide its next step")
+    ]
+    fold(state, events, T0)
+    assert fail_deployment(state, failure) == []
+    assert fail_deployment(state, attrs.evolve(failure, deployment_id=OLD)) == []
+    assert create_deployment(state, CreateDeployment(NEW, APP, NEW, T0))

@@ -27,6 +27,7 @@ from domain.events import FormationScaled, JobStateChanged
 from domain.objects import Job
 from domain.states import JOB_STATES, JobState
 from eventstore.store import EventStore
+from projections.deployments import unfinished
 from projections.memory import MemoryReadModel
 from projections.state import State
 from service import deployer
@@ -282,18 +283,19 @@ async def test_all_at_once_deployment_completes_with_the_scheduler(client: TestC
 async def test_a_deployer_that_fails_unforeseen_is_started_again_and_completes(
     client: TestClient, store: EventStore, monkeypatch: pytest.MonkeyPatch
 ):
-    """An error the deployer did not foresee (a bug) is reported in the status and the
-    deployer is started again: the deployment completes instead of waiting for a restart."""
-    decide = advance_deployment
+    """An error the deployer did not foresee outside any one deployment's step (a bug) is
+    reported in the status and the deployer is started again: the deployment completes
+    instead of waiting for a restart of the service."""
+    find = unfinished
     failed: list[object] = []
 
-    def fails_once(state: State, command: Any) -> Any:
-        if not failed:
-            failed.append(command)
+    def fails_once(state: State) -> Any:
+        if not failed and state.deployment_progress:
+            failed.append(state)
             raise RuntimeError("unforeseen")
-        return decide(state, command)
+        return find(state)
 
-    monkeypatch.setattr("service.deployer.advance_deployment", fails_once)
+    monkeypatch.setattr("service.deployer.unfinished", fails_once)
     app, old, new = await released_app(client, store, web=1)
     async with FakeScheduler(store, app["id"]) as scheduler:
         await eventually(lambda: scheduler.up(old) == 1)
@@ -302,6 +304,38 @@ async def test_a_deployer_that_fails_unforeseen_is_started_again_and_completes(
     assert failed
     problem = client.app[keys.HEALTH][deployer.HEALTH_NAME]
     assert problem.startswith("failed: RuntimeError('unforeseen'); starting again in")
+
+
+async def test_a_deployment_the_deployer_cannot_decide_fails_alone(
+    client: TestClient, store: EventStore, monkeypatch: pytest.MonkeyPatch
+):
+    """A deployment whose next step the deployer cannot decide (an error it did not foresee)
+    fails, saying why, and holds up neither another app's deployment nor its own app's next
+    one (Flynn #942: "there is already one in progress" for ever)."""
+    broken_app, broken_old, broken_new = await released_app(client, store, web=1)
+    app, old, new = await released_app(client, store, web=1)
+    broken = [True]
+
+    def cannot_decide_one(state: State, command: Any) -> Any:
+        if broken[0] and state.deployments[command.deployment_id].app_id == broken_app["id"]:
+            raise RuntimeError("no step for this one")
+        return advance_deployment(state, command)
+
+    monkeypatch.setattr("service.deployer.advance_deployment", cannot_decide_one)
+    async with (
+        FakeScheduler(store, app["id"]) as scheduler,
+        FakeScheduler(store, broken_app["id"]) as other,
+    ):
+        await eventually(lambda: scheduler.up(old) == 1 and other.up(broken_old) == 1)
+        failing = await deploy(client, broken_app, broken_new)
+        working = await deploy(client, app, new)
+        assert (await finished(client, failing["id"]))["status"] == "failed"
+        error = error_of(client, failing["id"])
+        assert "could not decide its next step (RuntimeError: no step for this one)" in error
+        assert (await finished(client, working["id"]))["status"] == "complete"
+        broken[0] = False
+        again = await deploy(client, broken_app, broken_new)
+        assert (await finished(client, again["id"]))["status"] == "complete"
 
 
 async def test_one_by_one_deployment_completes_with_the_scheduler(client: TestClient, store):
