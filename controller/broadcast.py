@@ -3,12 +3,11 @@
 The broadcaster follows the log and keeps a bounded window of the most recent events, each
 encoded once, when first asked for: its envelope (Flynn's event JSON), and its SSE frame made
 of it (a process with no client and no listing encodes nothing: every worker folds every
-event, most of them serve no stream). In the
-service it follows the read model's fold (the model hands it every batch it folds, the
-dispatcher's own appends at once, see MemoryReadModel.add_follower), and the window starts
-filled with the log's tail; on its own (`Broadcaster(store)`) it subscribes to the store
-from the head at start-up. The window also answers `GET /events` listings that it covers
-(`listing`), with the envelopes it keeps.
+event, most of them serve no stream). In the service it follows the read model's fold (the
+model hands it every batch it folds, the dispatcher's own appends at once, see
+MemoryReadModel.add_follower), and the window starts filled with the log's tail; on its
+own (`Broadcaster(store)`) it subscribes to the store from the head at start-up. The window
+also answers `GET /events` listings that it covers (`listing`), with the envelopes it keeps.
 
 A client is a `Subscription`: a cursor (every event up to it has been served or did
 not match) and a filter. A client whose cursor lies inside the window is served from memory;

@@ -38,6 +38,7 @@ from controller.errors import describe, error_document, error_response
 from controller.limits import STREAM_SLOTS
 from eventstore.store import StoreUnavailableError
 from projections.apps import find_app
+from projections.state import State
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ def edge(
                 else:
                     response = web.Response(status=401)
             elif (
-                principal := authenticator.authenticate(request, url.access, state)
-                or session_key(request, authenticator, state, auth_keys)  # the dashboard's cookie
+                principal := _principal(request, authenticator, url, state, auth_keys)
                 or await _key_made_elsewhere(request, authenticator, url, auth_keys)
             ) is None:
                 response = web.Response(status=401)  # Flynn: an empty body, no WWW-Authenticate
@@ -163,6 +163,20 @@ def too_big(request: web.Request, limit: int) -> web.Response | None:
     return error_response(413, error_document("request_body_too_big", message))
 
 
+def _principal(
+    request: web.Request,
+    authenticator: Authenticator,
+    url: Endpoint,
+    state: State,
+    auth_keys: tuple[str, ...],
+) -> Principal | None:
+    """The standing key the request carries, or else the one its dashboard session's cookie
+    stands for."""
+    return authenticator.authenticate(request, url.access, state) or session_key(
+        request, authenticator, state, auth_keys
+    )
+
+
 async def _key_made_elsewhere(
     request: web.Request, authenticator: Authenticator, url: Endpoint, auth_keys: tuple[str, ...]
 ) -> Principal | None:
@@ -180,10 +194,7 @@ async def _key_made_elsewhere(
     folded = keeper.model.last_id
     if not await keeper.catch_up() or keeper.model.last_id == folded:
         return None
-    state = keeper.model.state
-    return authenticator.authenticate(request, url.access, state) or session_key(
-        request, authenticator, state, auth_keys
-    )
+    return _principal(request, authenticator, url, keeper.model.state, auth_keys)
 
 
 def _path_app_limited(handler: Handler, principal: Principal) -> Handler:
